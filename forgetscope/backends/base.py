@@ -1,0 +1,132 @@
+"""The backend interface and the one place where text becomes token ids.
+
+A backend answers two questions about token ids: "how likely is this
+continuation after this context?" and "what does the model write after this
+context?". Tokenisation, and in particular where the context ends and the
+continuation begins, is decided here, once, so every backend (transformers,
+vLLM) scores exactly the same token ids.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+
+class BackendError(RuntimeError):
+    """A backend could not be created or could not run (message says how to fix it)."""
+
+
+@dataclass(frozen=True)
+class LoglikelihoodRequest:
+    """Score `continuation_ids` given `context_ids` (both non-empty)."""
+
+    context_ids: tuple[int, ...]
+    continuation_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class LoglikelihoodResult:
+    logprob: float  # sum of log p(token) over the continuation tokens
+    is_greedy: bool  # every continuation token is the argmax at its position
+    n_tokens: int  # continuation tokens actually scored
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    context_ids: tuple[int, ...]
+    max_new_tokens: int
+    stop: tuple[str, ...] = ()
+    temperature: float = 0.0  # 0 = greedy
+    top_p: float = 1.0
+    seed: int = 0  # per-request seed, so sampling does not depend on batching
+
+
+class Backend(ABC):
+    """What forgetscope needs from a model. Implementations: hf, vllm."""
+
+    name: str = "base"
+    tokenizer: Any
+    #: Settings that can change scores; they enter the cache key of records.
+    settings: dict[str, Any]
+
+    @abstractmethod
+    def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
+        """One result per request, in request order."""
+
+    @abstractmethod
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[str]:
+        """Generated text per request (stop sequence excluded), in request order."""
+
+    def close(self) -> None:  # pragma: no cover - optional
+        """Release memory (GPU) held by the backend."""
+
+
+@dataclass
+class Tokenization:
+    """How strings become token ids; shared by every backend.
+
+    add_special_tokens: None uses the tokenizer's default (as
+    lm-evaluation-harness does), True/False forces it.
+    """
+
+    tokenizer: Any
+    add_special_tokens: bool | None = None
+    _cache: dict[str, list[int]] = field(default_factory=dict, repr=False)
+
+    def encode(self, text: str) -> list[int]:
+        cached = self._cache.get(text)
+        if cached is None:
+            kwargs = {} if self.add_special_tokens is None else {"add_special_tokens": self.add_special_tokens}
+            cached = list(self.tokenizer.encode(text, **kwargs))
+            if len(self._cache) < 200_000:
+                self._cache[text] = cached
+        return cached
+
+    @property
+    def prefix_token_id(self) -> int:
+        """Token that stands in for an empty context: BOS, else EOS."""
+        tok = self.tokenizer
+        token_id = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+        if token_id is None:
+            raise BackendError("the tokenizer has neither a BOS nor an EOS token to use for an empty context")
+        return int(token_id)
+
+    def encode_pair(self, context: str, continuation: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """Split the tokens of `context + continuation` into context and continuation ids.
+
+        The continuation is scored as part of the joint string, never
+        tokenised on its own: " Paris" after "Answer:" may tokenise differently
+        from "Paris" alone. Context ids are the longest common prefix of the
+        joint encoding and the context's own encoding, so a token that merges
+        across the boundary belongs to the continuation, and scoring the pair
+        equals scoring the joint text and reading off the continuation part.
+        Trailing whitespace of the context moves to the continuation first
+        (as in lm-evaluation-harness), so "Answer: " + "Paris" scores " Paris".
+        """
+        if not context:
+            cont = self.encode(continuation)
+            prefix = self.prefix_token_id
+            if cont and cont[0] == prefix:
+                return (prefix,), tuple(cont[1:]) or (prefix,)
+            return (prefix,), tuple(cont)
+        n_spaces = len(context) - len(context.rstrip())
+        if n_spaces:
+            continuation = context[-n_spaces:] + continuation
+            context = context[:-n_spaces]
+        whole = self.encode(context + continuation)
+        ctx = self.encode(context)
+        common = 0
+        limit = min(len(whole), len(ctx))
+        while common < limit and whole[common] == ctx[common]:
+            common += 1
+        if common == len(whole):  # empty continuation: score at least one token
+            common -= 1
+        if common == 0:
+            return (self.prefix_token_id,), tuple(whole)
+        return tuple(whole[:common]), tuple(whole[common:])
+
+    def encode_context(self, context: str) -> tuple[int, ...]:
+        ids = self.encode(context)
+        return tuple(ids) if ids else (self.prefix_token_id,)

@@ -1,0 +1,274 @@
+"""Items × checkpoint → records. Caching and resume live here.
+
+`evaluate()` fingerprints the model (by file contents, without loading it),
+looks up finished rows for every task in the results directory, and loads the
+model only if something is missing. Missing items are scored in chunks; each
+chunk is written as its own Parquet part as soon as it is done, so a run that
+is killed midway loses at most one chunk and a re-run neither repeats nor
+duplicates finished rows.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+from .backends.base import Backend, GenerationRequest, LoglikelihoodRequest, Tokenization
+from .fingerprint import model_fingerprint
+from .schema import SCHEMA, to_table
+from .store import RunDir
+from .tasks.base import Item, Task, stable_hash
+
+
+@dataclass
+class EvalSettings:
+    """How a checkpoint is evaluated.
+
+    Only the fields in `scoring_key()` can change a score, so only they enter
+    the cache key; batch size, device and threads do not (batch invariance is
+    tested), so changing them reuses cached rows.
+    """
+
+    backend: str = "hf"
+    #: float32 (default; exact on CPU), bfloat16, float16 or auto
+    dtype: str = "float32"
+    #: cpu, cuda, cuda:1, or auto (GPU when available)
+    device: str = "cpu"
+    batch_size: int = 16
+    #: longest sequence fed to the model (default: the model's context length)
+    max_length: int | None = None
+    #: None follows the tokenizer's default (as lm-evaluation-harness does)
+    add_special_tokens: bool | None = None
+    #: repeats per item (seeds seed, seed+1, ...); useful with sampling
+    repeats: int = 1
+    seed: int = 0
+    #: sampling temperature for generative tasks; 0 = greedy
+    temperature: float = 0.0
+    top_p: float = 1.0
+    #: override each generative task's max_new_tokens
+    max_new_tokens: int | None = None
+    gguf_file: str | None = None
+    trust_remote_code: bool = False
+    #: items scored between two writes to disk
+    chunk_size: int = 256
+    threads: int | None = None
+
+    def scoring_key(self) -> dict:
+        return {
+            "backend": self.backend,
+            "dtype": self.dtype,
+            "max_length": self.max_length,
+            "add_special_tokens": self.add_special_tokens,
+            "seed": self.seed,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "max_new_tokens": self.max_new_tokens,
+        }
+
+    def settings_hash(self) -> str:
+        return stable_hash(self.scoring_key())
+
+
+ProgressFn = Callable[[str, int, int], None]
+
+
+@dataclass
+class Checkpoint:
+    """A model to evaluate: where it is and what to call it in the records."""
+
+    model: str
+    name: str = ""
+    gguf_file: str | None = None
+    fingerprint: str = field(default="", repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            self.name = self.model
+
+    def resolve_fingerprint(self) -> str:
+        if not self.fingerprint:
+            self.fingerprint = model_fingerprint(self.model, self.gguf_file)
+        return self.fingerprint
+
+
+def evaluate(
+    checkpoint: Checkpoint | str,
+    tasks: Sequence[Task],
+    output_dir: Path | str,
+    settings: EvalSettings | None = None,
+    *,
+    backend: Backend | None = None,
+    progress: ProgressFn | None = None,
+) -> pd.DataFrame:
+    """Score every item of every task (reusing cached rows) and return their records."""
+    settings = settings or EvalSettings()
+    ckpt = Checkpoint(checkpoint) if isinstance(checkpoint, str) else checkpoint
+    if settings.gguf_file and not ckpt.gguf_file:
+        ckpt.gguf_file = settings.gguf_file
+    model_fp = ckpt.resolve_fingerprint()
+    frames = []
+    lazy = _LazyBackend(ckpt, settings, backend)
+    for task in tasks:
+        frames.append(_evaluate_task(ckpt, model_fp, task, Path(output_dir), settings, lazy, progress))
+    if not frames:
+        return SCHEMA.empty_table().to_pandas()
+    return pd.concat(frames, ignore_index=True)
+
+
+class _LazyBackend:
+    """Loads the model on first use, so fully cached runs never load it."""
+
+    def __init__(self, ckpt: Checkpoint, settings: EvalSettings, backend: Backend | None) -> None:
+        self.ckpt, self.settings, self._backend = ckpt, settings, backend
+
+    def get(self) -> Backend:
+        if self._backend is None:
+            from .backends import create_backend
+
+            s = self.settings
+            self._backend = create_backend(
+                s.backend, self.ckpt.model, dtype=s.dtype, device=s.device, batch_size=s.batch_size,
+                max_length=s.max_length, gguf_file=self.ckpt.gguf_file,
+                trust_remote_code=s.trust_remote_code, threads=s.threads,
+            )
+        return self._backend
+
+
+def _evaluate_task(
+    ckpt: Checkpoint,
+    model_fp: str,
+    task: Task,
+    root: Path,
+    settings: EvalSettings,
+    lazy: _LazyBackend,
+    progress: ProgressFn | None,
+) -> pd.DataFrame:
+    task_fp = task.fingerprint()
+    settings_hash = settings.settings_hash()
+    run_key = stable_hash({"model": model_fp, "task": task_fp, "settings": settings_hash}, n=32)
+    run = RunDir.for_run(root, ckpt.name, model_fp, task.name, run_key)
+    done = run.read()
+    done_keys = set(zip(done.column("item_id").to_pylist(), done.column("repeat").to_pylist()))
+    repeats = range(max(1, settings.repeats))
+    todo = [item for item in task.items if any((item.item_id, r) not in done_keys for r in repeats)]
+    total = len(task.items)
+    if progress:
+        progress(task.name, total - len(todo), total)
+    if todo:
+        run.write_meta({
+            "checkpoint": ckpt.name, "model": ckpt.model, "model_fingerprint": model_fp,
+            "gguf_file": ckpt.gguf_file, "task": task.name, "task_fingerprint": task_fp,
+            "task_source": task.source, "n_items": total, "settings": asdict(settings),
+            "settings_hash": settings_hash, "run_key": run_key, "started": time.time(),
+        })
+        backend = lazy.get()
+        context = _RowContext(ckpt.name, model_fp, task, task_fp, settings_hash, settings, backend)
+        for start in range(0, len(todo), max(1, settings.chunk_size)):
+            chunk = todo[start:start + settings.chunk_size]
+            rows = [row for row in context.score(chunk, repeats) if (row["item_id"], row["repeat"]) not in done_keys]
+            run.append(to_table(rows))
+            if progress:
+                progress(task.name, total - len(todo) + start + len(chunk), total)
+    table = run.finalize()
+    frame = table.to_pandas()
+    # rows of items no longer in the task (e.g. after --limit) stay on disk but are not returned
+    wanted = {i.item_id for i in task.items}
+    frame = frame[frame["item_id"].isin(wanted) & (frame["repeat"] < len(repeats))]
+    return frame.reset_index(drop=True)
+
+
+class _RowContext:
+    """Scores items and turns results into records rows."""
+
+    def __init__(self, name, model_fp, task: Task, task_fp, settings_hash, settings: EvalSettings, backend):
+        self.task, self.backend, self.settings = task, backend, settings
+        self.tokenization = Tokenization(backend.tokenizer, settings.add_special_tokens)
+        self.base = {
+            "checkpoint": name, "model_fingerprint": model_fp, "task": task.name,
+            "task_fingerprint": task_fp, "settings_hash": settings_hash, "backend": backend.name,
+            "settings": json.dumps(asdict(settings), sort_keys=True),
+        }
+
+    def score(self, items: list[Item], repeats: range) -> list[dict]:
+        mc = [i for i in items if i.kind == "multiple_choice"]
+        gen = [i for i in items if i.kind == "generate"]
+        rows = self._score_multiple_choice(mc, repeats) if mc else []
+        if gen:
+            rows += self._score_generative(gen, repeats)
+        return rows
+
+    def _row(self, item: Item, repeat: int, **fields) -> dict:
+        row = dict(self.base)
+        row.update(
+            item_id=item.item_id, item_hash=item.item_hash, category=item.category,
+            n_choices=item.n_choices, repeat=repeat, seed=self.settings.seed + repeat,
+            gold=item.gold_text(), prompt=item.context, choices=list(item.choices),
+        )
+        row.update(fields)
+        return row
+
+    def _score_multiple_choice(self, items: list[Item], repeats: range) -> list[dict]:
+        # Each distinct (context ids, continuation ids) pair is scored once,
+        # even when items or choices share it.
+        unique: dict[LoglikelihoodRequest, int] = {}
+        per_item: list[list[int]] = []
+        for item in items:
+            slots = []
+            for context, continuation in item.requests():
+                request = LoglikelihoodRequest(*self.tokenization.encode_pair(context, continuation))
+                slots.append(unique.setdefault(request, len(unique)))
+            per_item.append(slots)
+        results = self.backend.loglikelihood(list(unique))
+        rows = []
+        for item, slots in zip(items, per_item):
+            found = [results[s] for s in slots]
+            ll = np.array([r.logprob for r in found], dtype=np.float64)
+            tokens = np.array([max(r.n_tokens, 1) for r in found], dtype=np.float64)
+            chars = np.array([max(len(c), 1) for c in item.choices], dtype=np.float64)
+            pred = int(np.argmax(ll))  # first maximum, as lm-evaluation-harness
+            fields = dict(
+                prediction=pred,
+                correct=pred in item.gold,
+                correct_norm=int(np.argmax(ll / chars)) in item.gold,
+                correct_per_token=int(np.argmax(ll / tokens)) in item.gold,
+                loglikelihoods=ll.tolist(),
+                is_greedy=[r.is_greedy for r in found],
+                choice_tokens=[r.n_tokens for r in found],
+                choice_chars=[len(c) for c in item.choices],
+            )
+            # multiple-choice scoring is deterministic: every repeat is the same row
+            rows.extend(self._row(item, r, **fields) for r in repeats)
+        return rows
+
+    def _score_generative(self, items: list[Item], repeats: range) -> list[dict]:
+        config = self.task.generation
+        max_new = self.settings.max_new_tokens or config.max_new_tokens
+        sampling = self.settings.temperature > 0
+        # greedy decoding gives the same text for every repeat: decode once
+        decode_repeats = list(repeats) if sampling else [repeats[0]]
+        requests, owners = [], []
+        for r in decode_repeats:
+            for item in items:
+                requests.append(GenerationRequest(
+                    context_ids=self.tokenization.encode_context(item.context),
+                    max_new_tokens=max_new, stop=tuple(config.stop),
+                    temperature=self.settings.temperature, top_p=self.settings.top_p,
+                    # the seed depends on the item, not its position in a batch
+                    seed=int(stable_hash([self.settings.seed + r, item.item_id], n=15), 16),
+                ))
+                owners.append((item, r))
+        outputs = self.backend.generate(requests)
+        by_key = {(item.item_id, r): text for (item, r), text in zip(owners, outputs)}
+        rows = []
+        for item in items:
+            for r in repeats:
+                text = by_key[(item.item_id, r if sampling else decode_repeats[0])]
+                extracted, correct = config.judge(text, item.answers)
+                rows.append(self._row(item, r, output=text, extracted=extracted, correct=correct,
+                                      correct_norm=correct, correct_per_token=correct))
+        return rows
