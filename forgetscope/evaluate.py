@@ -150,9 +150,14 @@ def _evaluate_task(
 ) -> pd.DataFrame:
     task_fp = task.fingerprint()
     settings_hash = settings.settings_hash()
-    run_key = stable_hash({"model": model_fp, "task": task_fp, "settings": settings_hash}, n=32)
-    run = RunDir.for_run(root, ckpt.name, model_fp, task.name, run_key)
-    done = run.read()
+    # Rows are reused per item (same item_id and item_hash), so the run key
+    # holds only what judges every item alike: model, task name, settings and,
+    # for generative items, the decoding/judging config.
+    judging = task.generation.to_dict() if any(i.kind == "generate" for i in task.items) else None
+    run_key = stable_hash({"model": model_fp, "task": task.name, "settings": settings_hash, "judging": judging}, n=32)
+    run = RunDir.for_run(root, model_fp, task.name, run_key)
+    current = {item.item_id: item.item_hash for item in task.items}
+    done = run.read(valid=current)
     done_keys = set(zip(done.column("item_id").to_pylist(), done.column("repeat").to_pylist()))
     repeats = range(max(1, settings.repeats))
     todo = [item for item in task.items if any((item.item_id, r) not in done_keys for r in repeats)]
@@ -174,12 +179,10 @@ def _evaluate_task(
             run.append(to_table(rows))
             if progress:
                 progress(task.name, total - len(todo) + start + len(chunk), total)
-    table = run.finalize()
-    frame = table.to_pandas()
-    # rows of items no longer in the task (e.g. after --limit) stay on disk but are not returned
-    wanted = {i.item_id for i in task.items}
-    frame = frame[frame["item_id"].isin(wanted) & (frame["repeat"] < len(repeats))]
-    return frame.reset_index(drop=True)
+    frame = run.finalize(valid=current, checkpoint=ckpt.name).to_pandas()
+    # rows of items not in this task (e.g. beyond --limit) stay on disk but are not returned
+    frame = frame[frame["item_id"].isin(current.keys()) & (frame["repeat"] < len(repeats))]
+    return frame.assign(task_fingerprint=task_fp).reset_index(drop=True)
 
 
 class _RowContext:

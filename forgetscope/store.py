@@ -2,13 +2,15 @@
 
 Layout::
 
-    RESULTS/records/<checkpoint-slug>-<model fp>/<task>-<run key>/
+    RESULTS/records/<model fingerprint>/<task>-<run key>/
         meta.json             who, what and how (fingerprints, settings)
         part-000000.parquet   rows written as they are scored (a killed run keeps them)
         records.parquet       all rows, once the run finished (parts are then removed)
 
-A run key hashes (model fingerprint, task fingerprint, settings hash), so the
-same evaluation finds its rows again and scores only what is missing. Every
+A run key hashes (model fingerprint, task name, settings), so the same
+evaluation finds its rows again and scores only the items that are missing or
+whose item_hash changed (a stale row is replaced, never compared). The
+directory depends on the weights, not the path: a copied checkpoint reuses it. Every
 file is written to a temporary name and renamed, so a kill never leaves a
 half-written file that a later run would trust.
 """
@@ -23,6 +25,7 @@ from typing import Iterable
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .schema import COLUMNS, KEY_COLUMNS, SchemaError, conform, empty_table
@@ -87,8 +90,8 @@ class RunDir:
         self.path = Path(path)
 
     @classmethod
-    def for_run(cls, root: Path, checkpoint: str, model_fp: str, task: str, run_key: str) -> "RunDir":
-        return cls(Path(root) / "records" / f"{slug(checkpoint)}-{model_fp[:10]}" / f"{slug(task)}-{run_key[:16]}")
+    def for_run(cls, root: Path, model_fp: str, task: str, run_key: str) -> "RunDir":
+        return cls(Path(root) / "records" / model_fp[:16] / f"{slug(task)}-{run_key[:16]}")
 
     @property
     def final(self) -> Path:
@@ -100,13 +103,23 @@ class RunDir:
     def write_meta(self, meta: dict) -> None:
         atomic_write_text(self.path / META_FILE, json.dumps(meta, indent=2, sort_keys=True))
 
-    def read(self) -> pa.Table:
-        """All rows written so far (final file and any parts), without duplicates."""
+    def read(self, valid: dict[str, str] | None = None) -> pa.Table:
+        """All rows written so far (final file and any parts), without duplicates.
+
+        With `valid` (item_id → current item_hash), rows of those items whose
+        hash differs are stale (the item changed) and are left out.
+        """
         files = ([self.final] if self.final.exists() else []) + self.parts()
         if not files:
             return empty_table()
         table = pa.concat_tables([read_table(f) for f in files])
-        return dedupe(table)
+        if valid:
+            ids = table.column("item_id").to_pylist()
+            hashes = table.column("item_hash").to_pylist()
+            keep = [valid.get(i, h) == h for i, h in zip(ids, hashes)]
+            if not all(keep):
+                table = table.filter(pa.array(keep))
+        return dedupe(table, RUN_KEY_COLUMNS)
 
     def append(self, table: pa.Table) -> Path:
         existing = self.parts()
@@ -115,22 +128,37 @@ class RunDir:
         write_table(conform(table), path)
         return path
 
-    def finalize(self) -> pa.Table:
-        """Merge parts into records.parquet (atomically), then remove the parts."""
+    def finalize(self, valid: dict[str, str] | None = None, checkpoint: str | None = None) -> pa.Table:
+        """Merge parts into records.parquet (atomically), then remove the parts.
+
+        Stale rows (see `read`) are dropped; with `checkpoint`, every row takes
+        that name, so one run directory never holds two names for one model.
+        """
         parts = self.parts()
-        table = self.read()
-        if parts or not self.final.exists():
+        table = self.read(valid)
+        changed = self.final.exists() and table.num_rows != pq.ParquetFile(self.final).metadata.num_rows
+        if checkpoint is not None and table.num_rows:
+            names = table.column("checkpoint")
+            if pc.any(pc.not_equal(names, checkpoint)).as_py():
+                index = table.schema.get_field_index("checkpoint")
+                table = table.set_column(index, "checkpoint", pa.array([checkpoint] * table.num_rows, pa.string()))
+                changed = True
+        if parts or changed or not self.final.exists():
             write_table(table, self.final)
             for part in parts:
                 part.unlink(missing_ok=True)
         return table
 
 
-def dedupe(table: pa.Table) -> pa.Table:
-    """Keep the first row of each (checkpoint, task, item_id, repeat)."""
+#: Within one run directory (one model), a row is identified without the checkpoint name.
+RUN_KEY_COLUMNS = ["task", "item_id", "repeat"]
+
+
+def dedupe(table: pa.Table, key: list[str] = KEY_COLUMNS) -> pa.Table:
+    """Keep the first row of each key (default: checkpoint, task, item_id, repeat)."""
     if table.num_rows == 0:
         return table
-    keys = table.select(KEY_COLUMNS).to_pandas()
+    keys = table.select(key).to_pandas()
     keep = ~keys.duplicated(keep="first").to_numpy()
     return table if keep.all() else table.filter(pa.array(keep))
 

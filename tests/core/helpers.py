@@ -1,0 +1,24 @@
+"""Small task builders shared by the core tests."""
+
+from __future__ import annotations
+
+from forgetscope.tasks.base import GenerationConfig, Task, generative_item, multiple_choice_item
+
+WORDS = ["apple", "river", "stone", "cloud", "seven", "green", "Paris", "the cat", "blue sky", "an answer"]
+
+
+def mc_task(n: int = 24, name: str = "mc", k: int = 4) -> Task:
+    """Items of varied context lengths (so batches need padding) and varied k."""
+    items = []
+    for i in range(n):
+        filler = " and".join(WORDS[: 1 + i % len(WORDS)])
+        choices = [WORDS[(i + j) % len(WORDS)] for j in range(k if i % 3 else 2)]
+        items.append(multiple_choice_item(f"{name}-{i}", f"Question: {filler} number {i}?\nAnswer:", choices,
+                                          i % len(choices), category="even" if i % 2 == 0 else "odd"))
+    return Task(name, items)
+
+
+def gen_task(n: int = 6, name: str = "gen") -> Task:
+    items = [generative_item(f"{name}-{i}", f"Question: What is {i} plus {i}?\nAnswer:", [str(2 * i)])
+             for i in range(n)]
+    return Task(name, items, generation=GenerationConfig(max_new_tokens=6, stop=("\n",)))
