@@ -73,7 +73,9 @@ def load_model_and_tokenizer(
     """Load a causal LM and its tokenizer from a local dir, a hub id or a GGUF file."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # forgetscope shows its own progress
     model, gguf_file = split_gguf(model, gguf_file)
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
     if revision:

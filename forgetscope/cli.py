@@ -1,0 +1,263 @@
+"""`forgetscope` command line: thin commands over the library.
+
+Options shared by several commands are declared once below as Annotated
+types. Heavy libraries (torch, transformers) load only inside the commands
+that score a model, so `forgetscope --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+app = typer.Typer(
+    help="Which benchmark items did a model forget or newly learn between two checkpoints?",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# ---------------------------------------------------------------- shared options
+TaskOpt = Annotated[list[str], typer.Option(
+    "--task", "-t",
+    help="Task: a built-in name (see `forgetscope tasks`), NAME=LOCAL_PATH for a built-in over local "
+         "files, a .jsonl/.csv/.parquet file, a BIG-bench task.json, or a .yaml task spec. Repeatable.")]
+OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="Results directory (also the cache).")]
+BackendOpt = Annotated[str, typer.Option(help="Scoring backend: hf (transformers).")]
+DeviceOpt = Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.")]
+DtypeOpt = Annotated[str, typer.Option(help="float32, bfloat16, float16 or auto.")]
+BatchOpt = Annotated[int, typer.Option("--batch-size", "-b", help="Sequences per forward pass (does not change scores).")]
+MaxLenOpt = Annotated[Optional[int], typer.Option(help="Longest sequence in tokens (default: the model's).")]
+RepeatsOpt = Annotated[int, typer.Option(help="Repeats per item (seeds seed..seed+R-1); for sampled generation.")]
+SeedOpt = Annotated[int, typer.Option(help="Base seed for sampling and few-shot draws.")]
+TempOpt = Annotated[float, typer.Option(help="Sampling temperature for generative tasks (0 = greedy).")]
+TopPOpt = Annotated[float, typer.Option(help="Nucleus sampling threshold.")]
+MaxNewOpt = Annotated[Optional[int], typer.Option(help="Override each generative task's max new tokens.")]
+GGUFOpt = Annotated[Optional[str], typer.Option(help="GGUF file name inside the model directory.")]
+RemoteOpt = Annotated[bool, typer.Option(help="Allow custom model code from the hub (off by default).")]
+LimitOpt = Annotated[Optional[int], typer.Option(help="Score only the first N items of each task.")]
+FewshotOpt = Annotated[Optional[int], typer.Option("--num-fewshot", help="Few-shot examples per item.")]
+TemplateOpt = Annotated[Optional[str], typer.Option(help="Context template (format string or Jinja).")]
+DelimOpt = Annotated[Optional[str], typer.Option(help="Text between context and choice (default ' ').")]
+MetricOpt = Annotated[str, typer.Option(help="Correctness used for transitions: acc, acc_norm, acc_per_token.")]
+BosOpt = Annotated[Optional[bool], typer.Option(
+    "--add-special-tokens/--no-add-special-tokens",
+    help="Force adding special tokens (BOS) when encoding; default follows the tokenizer.")]
+ThreadsOpt = Annotated[Optional[int], typer.Option(help="CPU threads for torch (default: all cores).")]
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=False)
+
+
+def _load_tasks(specs: list[str], limit, num_fewshot, template, delimiter, seed) -> list:
+    from .tasks import TaskOptions, load_task
+
+    options = TaskOptions(template=template, target_delimiter=delimiter, num_fewshot=num_fewshot,
+                          fewshot_seed=seed, limit=limit)
+    tasks = [load_task(spec, options=options) for spec in specs]
+    names = [t.name for t in tasks]
+    duplicates = {n for n in names if names.count(n) > 1}
+    if duplicates:
+        _fail(f"two tasks are named {', '.join(sorted(duplicates))}; rename one (spec `name:`)")
+    return tasks
+
+
+def _settings(backend, device, dtype, batch_size, max_length, repeats, seed, temperature, top_p,
+              max_new_tokens, gguf_file, trust_remote_code, add_special_tokens, threads):
+    from .evaluate import EvalSettings
+
+    return EvalSettings(backend=backend, device=device, dtype=dtype, batch_size=batch_size, max_length=max_length,
+                        repeats=repeats, seed=seed, temperature=temperature, top_p=top_p,
+                        max_new_tokens=max_new_tokens, gguf_file=gguf_file, trust_remote_code=trust_remote_code,
+                        add_special_tokens=add_special_tokens, threads=threads)
+
+
+class _Progress:
+    """A rich progress bar per task, fed by evaluate()'s progress callback."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeRemainingColumn(), transient=False)
+        self.bars: dict[str, int] = {}
+
+    def __enter__(self):
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.progress.__exit__(*exc)
+
+    def __call__(self, task: str, done: int, total: int) -> None:
+        if task not in self.bars:
+            self.bars[task] = self.progress.add_task(task, total=total)
+        self.progress.update(self.bars[task], completed=done, total=total)
+
+
+def _errors():
+    """Exceptions that mean bad input, reported as one line with exit code 2."""
+    from .analysis import PairingError
+    from .backends.base import BackendError
+    from .compare import CompareError
+    from .fingerprint import FingerprintError
+    from .schema import SchemaError
+    from .store import StoreError
+    from .tasks.base import TaskError
+
+    return (TaskError, BackendError, FingerprintError, StoreError, SchemaError, CompareError, PairingError,
+            FileNotFoundError)
+
+
+# ---------------------------------------------------------------------- commands
+@app.command("eval")
+def eval_command(
+    checkpoint: Annotated[str, typer.Argument(help="Model directory, hub id or .gguf file.")],
+    task: TaskOpt,
+    output: OutputOpt = Path("forgetscope-results"),
+    name: Annotated[Optional[str], typer.Option(help="Checkpoint name in the records (default: the path).")] = None,
+    backend: BackendOpt = "hf", device: DeviceOpt = "cpu", dtype: DtypeOpt = "float32", batch_size: BatchOpt = 16,
+    max_length: MaxLenOpt = None, repeats: RepeatsOpt = 1, seed: SeedOpt = 0, temperature: TempOpt = 0.0,
+    top_p: TopPOpt = 1.0, max_new_tokens: MaxNewOpt = None, gguf_file: GGUFOpt = None,
+    trust_remote_code: RemoteOpt = False, add_special_tokens: BosOpt = None, threads: ThreadsOpt = None,
+    limit: LimitOpt = None, num_fewshot: FewshotOpt = None, template: TemplateOpt = None,
+    target_delimiter: DelimOpt = None,
+) -> None:
+    """Score every item of the tasks and write one records row per item (cached, resumable)."""
+    from .evaluate import Checkpoint, evaluate
+
+    try:
+        tasks = _load_tasks(task, limit, num_fewshot, template, target_delimiter, seed)
+        settings = _settings(backend, device, dtype, batch_size, max_length, repeats, seed, temperature, top_p,
+                             max_new_tokens, gguf_file, trust_remote_code, add_special_tokens, threads)
+        with _Progress() as progress:
+            records = evaluate(Checkpoint(checkpoint, name=name or checkpoint), tasks, output, settings,
+                               progress=progress)
+    except _errors() as exc:
+        _fail(str(exc))
+    console = _console()
+    summary = records.groupby("task").agg(n=("item_id", "nunique"), acc=("correct", "mean"),
+                                          acc_norm=("correct_norm", "mean"))
+    for task_name, row in summary.iterrows():
+        console.print(f"{task_name}: n={row.n}  acc={row.acc:.4f}  acc_norm={row.acc_norm:.4f}")
+    console.print(f"records: {output}/records ({len(records)} rows)")
+
+
+@app.command()
+def compare(
+    checkpoint_a: Annotated[str, typer.Argument(help="Before: model dir, hub id, .gguf, or a records file/dir.")],
+    checkpoint_b: Annotated[str, typer.Argument(help="After: model dir, hub id, .gguf, or a records file/dir.")],
+    task: TaskOpt = [],  # noqa: B006 - typer needs a literal default
+    output: OutputOpt = Path("forgetscope-results"),
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the figures as JSON here.")] = None,
+    show_items: Annotated[Optional[str], typer.Option(help="List items with this transition: 1to0 or 0to1.")] = None,
+    max_items: Annotated[int, typer.Option(help="Most items listed by --show-items.")] = 20,
+    metric: MetricOpt = "acc",
+    identical_only: Annotated[bool, typer.Option(
+        help="Compare only items identical on both sides (same id and hash); print how many were dropped.")] = False,
+    categories: Annotated[bool, typer.Option(help="Also print the table per category.")] = False,
+    n_bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the 95% CIs of F and BT.")] = 1000,
+    backend: BackendOpt = "hf", device: DeviceOpt = "cpu", dtype: DtypeOpt = "float32", batch_size: BatchOpt = 16,
+    max_length: MaxLenOpt = None, repeats: RepeatsOpt = 1, seed: SeedOpt = 0, temperature: TempOpt = 0.0,
+    top_p: TopPOpt = 1.0, max_new_tokens: MaxNewOpt = None, gguf_file: GGUFOpt = None,
+    trust_remote_code: RemoteOpt = False, add_special_tokens: BosOpt = None, threads: ThreadsOpt = None,
+    limit: LimitOpt = None, num_fewshot: FewshotOpt = None, template: TemplateOpt = None,
+    target_delimiter: DelimOpt = None,
+) -> None:
+    """Compare two checkpoints item by item: forgetting (1→0), backward transfer (0→1), chance-adjusted."""
+    from .compare import compare_checkpoints, describe_items
+    from .report.tables import comparison_table, items_table
+
+    if show_items not in (None, "1to0", "0to1"):
+        _fail("--show-items takes 1to0 or 0to1")
+    try:
+        tasks = _load_tasks(task, limit, num_fewshot, template, target_delimiter, seed)
+        settings = _settings(backend, device, dtype, batch_size, max_length, repeats, seed, temperature, top_p,
+                             max_new_tokens, gguf_file, trust_remote_code, add_special_tokens, threads)
+        with _Progress() as progress:
+            comparison, before, after = compare_checkpoints(
+                checkpoint_a, checkpoint_b, tasks, output, settings, metric=metric,
+                identical_only=identical_only, n_bootstrap=n_bootstrap, seed=seed, progress=progress)
+    except _errors() as exc:
+        _fail(str(exc))
+    console = _console()
+    for row in comparison.dropped.to_dict("records"):
+        console.print(f"[yellow]{row['task']}: compared identical items only; dropped {row['n_dropped']} "
+                      f"({row['n_changed']} changed, {row['n_only_before']} only in A, "
+                      f"{row['n_only_after']} only in B)[/yellow]")
+    for note in comparison.notes:
+        console.print(f"[yellow]{note}[/yellow]")
+    console.print(comparison_table(comparison.tasks, f"A = {checkpoint_a}   B = {checkpoint_b}   metric = {metric}",
+                                   ["task"]))
+    if categories and len(comparison.categories):
+        console.print(comparison_table(comparison.categories, "per category", ["task", "category"]))
+    console.print(comparison_table(comparison.overall.assign(scope="overall"), "overall (from items)", ["scope"]))
+    if show_items:
+        from .analysis import transition_items
+
+        items = transition_items(comparison.paired, show_items)
+        shown = describe_items(items.head(max_items), before, after, metric)
+        console.print(items_table(shown, f"{show_items} items: {len(items)} (showing {len(shown)})"))
+    if json_path:
+        from .store import atomic_write_text
+
+        atomic_write_text(json_path, json.dumps(comparison.to_json_dict(), indent=2))
+        console.print(f"wrote {json_path}")
+
+
+@app.command("tasks")
+def tasks_command() -> None:
+    """List the built-in tasks and how to point them at local data."""
+    from rich.table import Table
+
+    from .tasks import list_builtin_tasks
+
+    table = Table(title="built-in tasks", title_justify="left", header_style="bold")
+    for column in ("name", "kind", "source (hub)", "description"):
+        table.add_column(column, overflow="fold")
+    for info in list_builtin_tasks():
+        hub = info.hf_id + (f" ({info.hf_config})" if info.hf_config else "") + f", split {info.split}"
+        table.add_row(info.name, info.kind, hub, info.description)
+    console = _console()
+    console.print(table)
+    console.print(
+        "Offline or with your own copy: --task NAME=/path/to/data (a dataset saved with save_to_disk, a folder "
+        "of data files, or one .jsonl/.json/.csv/.parquet file with the hub dataset's columns).\n"
+        "Your own items: --task items.jsonl, a BIG-bench task.json, or a .yaml task spec (see README)."
+    )
+
+
+@app.command()
+def demo(
+    output: OutputOpt = Path("demo-results"),
+    quick: Annotated[bool, typer.Option(help="Smaller and faster (for tests).")] = False,
+    seed: SeedOpt = 0,
+) -> None:
+    """Train a tiny model on built-in synthetic data, fine-tune it, and compare the two (CPU, no download)."""
+    from .demo import run_demo
+
+    run_demo(output, quick=quick, seed=seed, console=_console())
+
+
+def main() -> None:  # console-script entry point
+    try:
+        app()
+    except KeyboardInterrupt:  # pragma: no cover
+        typer.echo("interrupted: finished rows are saved; re-run the same command to resume", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,139 @@
+"""Compare two checkpoints item by item: evaluate what is missing, then analyse.
+
+A side of a comparison is either a model (directory, hub id or .gguf file),
+which is evaluated through the cache, or a stored records file/directory,
+which is read as it is (so a baseline need not be re-run).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from .evaluate import Checkpoint, EvalSettings, ProgressFn, evaluate
+from .schema import metric_column
+from .store import load_records
+from .tasks.base import Task
+
+
+class CompareError(ValueError):
+    """The two sides cannot be compared (message says why and what to do)."""
+
+
+def is_records_path(arg: str) -> bool:
+    """True for a .parquet file or a directory of records (not a model directory)."""
+    path = Path(arg)
+    if path.is_file():
+        return path.suffix == ".parquet"
+    if path.is_dir():
+        is_model = (path / "config.json").exists() or any(path.glob("*.gguf"))
+        return not is_model and any(path.rglob("*.parquet"))
+    return False
+
+
+def records_for(
+    arg: str,
+    tasks: Sequence[Task],
+    output_dir: Path | str,
+    settings: EvalSettings,
+    *,
+    name: str | None = None,
+    progress: ProgressFn | None = None,
+) -> pd.DataFrame:
+    """Records of one side: read from a records path, or evaluated (cached) for a model."""
+    if is_records_path(arg):
+        records = load_records([arg])
+        if tasks:
+            wanted = {t.name for t in tasks}
+            missing = wanted - set(records["task"].unique())
+            if missing:
+                raise CompareError(
+                    f"{arg}: no records for task(s) {', '.join(sorted(missing))}; "
+                    f"it has {', '.join(sorted(records['task'].unique()))}"
+                )
+            records = records[records["task"].isin(wanted)]
+        checkpoints = records["checkpoint"].unique()
+        if len(checkpoints) > 1:
+            raise CompareError(
+                f"{arg}: holds records of {len(checkpoints)} checkpoints ({', '.join(map(str, checkpoints[:4]))}); "
+                "point at one checkpoint's records directory or file"
+            )
+        if name:
+            records = records.assign(checkpoint=name)
+        return records.reset_index(drop=True)
+    if not tasks:
+        raise CompareError(f"{arg} is a model: name the tasks to evaluate it on with --task")
+    return evaluate(Checkpoint(arg, name=name or arg), tasks, output_dir, settings, progress=progress)
+
+
+def compare_checkpoints(
+    before: str,
+    after: str,
+    tasks: Sequence[Task],
+    output_dir: Path | str = "forgetscope-results",
+    settings: EvalSettings | None = None,
+    *,
+    metric: str = "acc",
+    identical_only: bool = False,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+    progress: ProgressFn | None = None,
+):
+    """Evaluate (or read) both sides and return (Comparison, records_before, records_after)."""
+    from .analysis import compare_records
+
+    settings = settings or EvalSettings()
+    rec_before = records_for(before, tasks, output_dir, settings, progress=progress)
+    rec_after = records_for(after, tasks, output_dir, settings, progress=progress)
+    comparison = compare_records(rec_before, rec_after, metric=metric, identical_only=identical_only,
+                                 n_bootstrap=n_bootstrap, seed=seed)
+    return comparison, rec_before, rec_after
+
+
+def predicted_answers(records: pd.DataFrame, metric: str = "acc") -> pd.Series:
+    """The answer each row gave, as text: the chosen choice under `metric`, or the extracted generation."""
+    column = metric_column(metric)
+    answers = []
+    for row in records.itertuples(index=False):
+        if row.n_choices == 0:
+            answers.append(row.extracted if row.extracted else row.output)
+            continue
+        ll = np.asarray(row.loglikelihoods, dtype=float)
+        if column == "correct_norm":
+            ll = ll / np.maximum(np.asarray(row.choice_chars, dtype=float), 1)
+        elif column == "correct_per_token":
+            ll = ll / np.maximum(np.asarray(row.choice_tokens, dtype=float), 1)
+        choices = list(row.choices)
+        answers.append(choices[int(np.argmax(ll))] if len(ll) and choices else str(row.prediction))
+    return pd.Series(answers, index=records.index, dtype=object)
+
+
+def gold_answers(records: pd.DataFrame) -> pd.Series:
+    """Gold answers as text (choice texts for multiple choice)."""
+    out = []
+    for row in records.itertuples(index=False):
+        if row.n_choices and len(row.choices):
+            indices = [int(g) for g in str(row.gold).split("|") if g.strip().lstrip("-").isdigit()]
+            out.append(" | ".join(row.choices[i] for i in indices if 0 <= i < len(row.choices)) or row.gold)
+        else:
+            out.append(row.gold)
+    return pd.Series(out, index=records.index, dtype=object)
+
+
+def describe_items(items: pd.DataFrame, before: pd.DataFrame, after: pd.DataFrame, metric: str = "acc") -> pd.DataFrame:
+    """Add prompt, gold and the answers before/after (first repeat) to a list of items."""
+    keys = ["task", "item_id"]
+
+    def first_repeat(frame: pd.DataFrame) -> pd.DataFrame:
+        subset = frame.merge(items[keys].drop_duplicates(), on=keys)
+        return subset.sort_values("repeat").drop_duplicates(keys)
+
+    b = first_repeat(before)
+    a = first_repeat(after)
+    b = b.assign(answer_before=predicted_answers(b, metric), gold_answer=gold_answers(b))
+    a = a.assign(answer_after=predicted_answers(a, metric))
+    out = items.merge(b[keys + ["prompt", "gold_answer", "answer_before"]], on=keys, how="left")
+    return out.merge(a[keys + ["answer_after"]], on=keys, how="left")

@@ -1,0 +1,126 @@
+"""`forgetscope` end to end through the CLI on tiny local models."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from forgetscope.cli import app
+from forgetscope.store import load_records
+
+JSON_KEYS = ["n", "acc_before", "acc_after", "n_00", "n_01", "n_10", "n_11", "forgetting", "backward_transfer",
+             "forgetting_chance", "forgetting_true", "backward_transfer_true", "forgetting_max",
+             "backward_transfer_max", "mcnemar_p"]
+
+runner = CliRunner()
+
+
+@pytest.fixture()
+def items_file(tmp_path):
+    path = tmp_path / "quiz.jsonl"
+    rows = []
+    for i in range(30):
+        choices = [f"word{i}", f"thing{i + 1}", "the river", "a stone"][: 2 + i % 3]
+        rows.append({"id": f"q{i}", "question": f"Which one is number {i}?", "choices": choices,
+                     "answer": i % len(choices), "category": "odd" if i % 2 else "even"})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def _compare(*args):
+    result = runner.invoke(app, ["compare", *map(str, args)])
+    return result
+
+
+def test_compare_end_to_end(tmp_path, items_file, tiny_llama_dir, tiny_llama_dir_b):
+    out = tmp_path / "out.json"
+    result = _compare(tiny_llama_dir, tiny_llama_dir_b, "--task", items_file, "--output", tmp_path / "res",
+                      "--json", out, "--show-items", "1to0", "--categories")
+    assert result.exit_code == 0, result.output
+    assert "quiz" in result.output and "overall" in result.output
+    figures = json.loads(out.read_text())
+    entry = figures["tasks"]["quiz"]
+    assert list(entry)[: len(JSON_KEYS)] == JSON_KEYS
+    # the numbers are the records' numbers
+    records = load_records([tmp_path / "res"])
+    a = records[records.checkpoint == str(tiny_llama_dir)].set_index("item_id")["correct"]
+    b = records[records.checkpoint == str(tiny_llama_dir_b)].set_index("item_id")["correct"].reindex(a.index)
+    assert entry["n"] == 30
+    assert entry["n_10"] == int((a & ~b).sum()) and entry["n_01"] == int((~a & b).sum())
+    assert entry["acc_before"] == pytest.approx(a.mean()) and entry["acc_after"] == pytest.approx(b.mean())
+    assert entry["forgetting"] == pytest.approx((a & ~b).mean())
+    assert set(figures["categories"]["quiz"]) == {"odd", "even"}
+    forgotten = a[a & ~b].index.tolist()
+    assert f"1to0 items: {len(forgotten)}" in result.output
+    for item_id in forgotten[:3]:
+        assert item_id in result.output
+
+
+def test_second_compare_is_served_from_the_cache(tmp_path, items_file, tiny_llama_dir, tiny_llama_dir_b, monkeypatch):
+    args = [tiny_llama_dir, tiny_llama_dir_b, "--task", items_file, "--output", tmp_path / "res"]
+    assert _compare(*args).exit_code == 0
+    monkeypatch.setattr("forgetscope.backends.create_backend", lambda *a, **k: pytest.fail("model loaded"))
+    again = _compare(*args)
+    assert again.exit_code == 0, again.output
+
+
+def test_item_mismatch_is_an_error_unless_identical_only(tmp_path, items_file, tiny_llama_dir, tiny_llama_dir_b):
+    res = tmp_path / "res"
+    assert runner.invoke(app, ["eval", str(tiny_llama_dir), "--task", str(items_file), "--output", str(res)]).exit_code == 0
+    before = next(res.rglob("records.parquet"))
+    # B is scored with another prompt template for its first 5 items: their hashes differ
+    edited = items_file.with_name("quiz_edit") / "quiz.jsonl"
+    edited.parent.mkdir()
+    lines = items_file.read_text().splitlines()
+    for i in range(5):
+        row = json.loads(lines[i])
+        row["question"] += " (edited)"
+        lines[i] = json.dumps(row)
+    edited.write_text("\n".join(lines) + "\n")
+    result = _compare(before, tiny_llama_dir_b, "--task", edited, "--output", res)
+    assert result.exit_code == 2
+    assert "q0" in result.output and "--identical-only" in result.output
+    result = _compare(before, tiny_llama_dir_b, "--task", edited, "--output", res, "--identical-only",
+                      "--json", tmp_path / "o.json")
+    assert result.exit_code == 0, result.output
+    assert "dropped 5" in result.output
+    assert json.loads((tmp_path / "o.json").read_text())["tasks"]["quiz"]["n"] == 25
+
+
+def test_eval_writes_records_and_reports_accuracy(tmp_path, items_file, tiny_gpt2_dir):
+    result = runner.invoke(app, ["eval", str(tiny_gpt2_dir), "--task", str(items_file), "--output", str(tmp_path),
+                                 "--name", "gpt2-tiny", "--limit", "10"])
+    assert result.exit_code == 0, result.output
+    records = load_records([tmp_path])
+    assert len(records) == 10 and set(records.checkpoint) == {"gpt2-tiny"}
+    assert f"acc={records.correct.mean():.4f}" in result.output
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["eval", "MODEL", "--task", "missing.jsonl"], "missing.jsonl"),
+    (["eval", "/no/such/model", "--task", "ITEMS"], "/no/such/model"),
+    (["compare", "MODEL", "MODEL", "--task", "ITEMS", "--show-items", "sideways"], "1to0 or 0to1"),
+])
+def test_bad_input_is_one_clear_line(tmp_path, items_file, tiny_llama_dir, args, fragment):
+    args = [str(tiny_llama_dir) if a == "MODEL" else str(items_file) if a == "ITEMS" else a for a in args]
+    result = runner.invoke(app, args + ["--output", str(tmp_path)])
+    assert result.exit_code == 2
+    assert fragment in result.output
+    assert "Traceback" not in result.output
+
+
+def test_tasks_lists_builtins():
+    result = runner.invoke(app, ["tasks"])
+    assert result.exit_code == 0
+    for name in ("arc_easy", "mmlu", "gsm8k", "winogrande"):
+        assert name in result.output
+
+
+def test_help_does_not_import_torch():
+    code = "import sys; from forgetscope.cli import app; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
