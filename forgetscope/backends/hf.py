@@ -86,7 +86,9 @@ def load_model_and_tokenizer(
         tokenizer = AutoTokenizer.from_pretrained(model, **kwargs)
         lm = AutoModelForCausalLM.from_pretrained(model, dtype=_torch_dtype(dtype), **kwargs)
     except ImportError as exc:  # e.g. gguf not installed
-        raise BackendError(f"cannot load {model!r}: {exc}. For GGUF files: pip install gguf") from None
+        raise BackendError(f"cannot load {model!r}: {exc}. For GGUF files: pip install gguf accelerate") from None
+    except ValueError as exc:  # transformers reports missing optional packages this way too
+        raise BackendError(f"cannot load {model!r}: {str(exc).splitlines()[0]}") from None
     except OSError as exc:
         raise BackendError(
             f"cannot load model {model!r}: {str(exc).splitlines()[0]}. "
