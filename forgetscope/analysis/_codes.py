@@ -1,0 +1,262 @@
+"""Integer codes for columns of the records table, fast enough for 10M rows.
+
+Pairing two checkpoints and counting transitions per group are joins and
+group-bys. Done on strings they cost seconds per million rows, so every key is
+turned into integers first and the rest is numpy (bincount, lookup tables).
+The helpers take the cheapest exact route they can prove correct: categorical
+codes, item ids that are integers written as text, or a hash factorisation as
+the general fallback. None of them loops over rows in Python.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+#: A key space up to this many times the number of rows is handled with dense
+#: lookup tables (O(rows + space) time, one byte or int per slot of memory).
+DENSE_FACTOR = 8
+DENSE_MIN = 1 << 20
+_POWERS_OF_TEN = 10 ** np.arange(1, 19, dtype=np.int64)
+
+
+def is_categorical(series: pd.Series) -> bool:
+    return isinstance(series.dtype, pd.CategoricalDtype)
+
+
+def _arrow_strings(series: pd.Series) -> pa.Array | None:
+    """The column as one Arrow string array, when that costs no conversion."""
+    dtype = series.dtype
+    if isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow" or (
+        isinstance(dtype, pd.ArrowDtype) and pa.types.is_string(dtype.pyarrow_dtype)
+    ):
+        chunked = pa.chunked_array(pa.array(series))
+        return chunked.combine_chunks() if chunked.num_chunks != 1 else chunked.chunk(0)
+    return None
+
+
+def factorize(series: pd.Series, *, sort: bool = True) -> tuple[np.ndarray, pd.Index]:
+    """Codes (a signed integer array, -1 for missing) and uniques of a low-cardinality column."""
+    if is_categorical(series):
+        return series.cat.codes.to_numpy(), pd.Index(series.cat.categories)
+    arrow = _arrow_strings(series)
+    if arrow is not None:
+        encoded = pc.dictionary_encode(arrow)
+        codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+        uniques = pd.Index(encoded.dictionary.to_pylist(), dtype=object)
+    else:
+        codes, uniques = pd.factorize(series, use_na_sentinel=True)
+        uniques = pd.Index(uniques)
+    if sort and len(uniques) > 1:
+        order = np.argsort(np.asarray(uniques.astype(str)), kind="stable")
+        if (order != np.arange(len(order))).any():
+            remap = np.empty(len(order) + 1, np.int64)
+            remap[order] = np.arange(len(order))
+            remap[-1] = -1  # code -1 (missing) indexes the last slot
+            codes = remap[codes]
+            uniques = uniques[order]
+    return codes, uniques
+
+
+def encode_labels(b: pd.Series, a: pd.Series) -> tuple[np.ndarray, np.ndarray, pd.Index]:
+    """Codes of two low-cardinality columns on one sorted code book."""
+    codes_b, uniq_b = factorize(b, sort=False)
+    codes_a, uniq_a = factorize(a, sort=False)
+    uniques = pd.Index(sorted(set(map(str, uniq_b)) | set(map(str, uniq_a))), dtype=object)
+    map_b = uniques.get_indexer(uniq_b.astype(str))
+    map_a = uniques.get_indexer(uniq_a.astype(str))
+    return _remap(codes_b, map_b), _remap(codes_a, map_a), uniques
+
+
+def _remap(codes: np.ndarray, table: np.ndarray) -> np.ndarray:
+    if len(table) == 0 or np.array_equal(table, np.arange(len(table))):
+        return codes
+    return np.append(table, -1)[codes]  # code -1 (missing) reads the last slot
+
+
+def joint_small_codes(b: np.ndarray, a: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """Codes of small-range integers (repeats) of one or both sides, and the value of each code.
+
+    With a narrow range the code is value - min (empty slots are harmless
+    where codes index presence tables); otherwise a dense coding.
+    """
+    parts = [v for v in (b, a) if v is not None and len(v)]
+    if not parts:
+        return b.astype(np.int64), (None if a is None else a.astype(np.int64)), np.zeros(1, np.int64)
+    low = min(int(v.min()) for v in parts)
+    high = max(int(v.max()) for v in parts)
+    if high - low < 4096:
+        def shift(v: np.ndarray) -> np.ndarray:  # keep int32 and wider as they are
+            v = v if v.dtype.itemsize >= 4 else v.astype(np.int32)
+            return v - low if low else v
+
+        return shift(b), (None if a is None else shift(a)), np.arange(low, high + 1)
+    codes, uniques = small_codes(np.concatenate([b] + ([] if a is None else [a])))
+    return codes[: len(b)], (None if a is None else codes[len(b):]), uniques
+
+
+def combine(major: np.ndarray, size: int, minor: np.ndarray) -> np.ndarray:
+    """major · size + minor as int64, in place on one new array."""
+    out = major.astype(np.int64)
+    out *= size
+    out += minor
+    return out
+
+
+def fixed_width(series: pd.Series) -> tuple[int, np.ndarray | None] | None:
+    """An Arrow string column whose values all have one length: (width, raw bytes).
+
+    The bytes come as a numpy void array, one element per row: equality on it
+    is exact and needs no string objects, the fast way to compare hex
+    digests. Width 0 (every value empty) gives (0, None). None when not
+    applicable (other storage, nulls, varying lengths).
+    """
+    arrow = _arrow_strings(series)
+    if arrow is None or arrow.null_count or len(arrow) == 0:
+        return None
+    n = len(arrow)
+    offset_type = np.int64 if pa.types.is_large_string(arrow.type) else np.int32
+    size = np.dtype(offset_type).itemsize
+    offsets = np.frombuffer(arrow.buffers()[1], dtype=offset_type, count=n + 1, offset=arrow.offset * size)
+    width = int(offsets[1] - offsets[0])
+    if (np.diff(offsets) != width).any():
+        return None
+    if width == 0:
+        return 0, None
+    data = np.frombuffer(arrow.buffers()[2], dtype=np.uint8)
+    return width, data[offsets[0]: offsets[0] + n * width].view(f"V{width}")
+
+
+def _as_integers(series: pd.Series) -> np.ndarray | None:
+    """The column as int64 when every value is an integer (or its canonical text)."""
+    if pd.api.types.is_integer_dtype(series.dtype) and not is_categorical(series):
+        return series.to_numpy(dtype=np.int64)
+    arrow = _arrow_strings(series)
+    if arrow is None:
+        if series.dtype != object:
+            return None
+        try:
+            arrow = pa.array(series.to_numpy(), type=pa.string())
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            return None
+    try:
+        values = pc.cast(arrow, pa.int64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    # "007", "+7" and "7" parse alike: only canonical text may be keyed by its
+    # number. Parsing accepts only [+-]digits, so canonical = shortest = as long
+    # as the number's own digits (and sign).
+    numbers = values.to_numpy(zero_copy_only=False)
+    digits = np.searchsorted(_POWERS_OF_TEN, np.abs(numbers), side="right") + 1
+    lengths = pc.binary_length(arrow).to_numpy(zero_copy_only=False)
+    if not np.array_equal(lengths, digits + (numbers < 0)):
+        return None
+    return numbers
+
+
+def not_equal(b: pd.Series, a: pd.Series) -> np.ndarray:
+    """Row-wise b != a for two equally long columns (missing counts as different)."""
+    arrow_b, arrow_a = _arrow_strings(b), _arrow_strings(a)
+    if arrow_b is not None and arrow_a is not None:
+        return pc.fill_null(pc.not_equal(arrow_b, arrow_a), True).to_numpy(zero_copy_only=False)
+    if is_categorical(b) and is_categorical(a) and b.cat.categories.equals(a.cat.categories):
+        codes_b, codes_a = b.cat.codes.to_numpy(), a.cat.codes.to_numpy()
+        return (codes_b != codes_a) | (codes_b < 0)
+    values_b = b.to_numpy()
+    values_a = a.to_numpy()
+    return np.asarray(values_b != values_a, dtype=bool) | pd.isna(values_b)
+
+
+def same_values(b: pd.Series, a: pd.Series) -> bool:
+    """Whether two equally long columns hold the same values row by row."""
+    if len(b) != len(a):
+        return False
+    if b.dtype.kind in "iub" and a.dtype.kind in "iub":
+        return bool(np.array_equal(b.to_numpy(), a.to_numpy()))
+    return not not_equal(b, a).any()
+
+
+def encode_ids(b: pd.Series, a: pd.Series | None) -> tuple[np.ndarray, np.ndarray | None, int]:
+    """Codes in [0, span) for item ids of both sides (`a` None: one side only)."""
+    if a is not None and is_categorical(b) and is_categorical(a):
+        codes_b, codes_a, uniques = encode_labels(b, a)
+        return codes_b, codes_a, len(uniques)
+    ints_b = _as_integers(b)
+    ints_a = _as_integers(a) if a is not None and ints_b is not None else None
+    if ints_b is not None and (a is None or ints_a is not None):
+        parts = [v for v in (ints_b, ints_a) if v is not None and len(v)]
+        low = min((int(v.min()) for v in parts), default=0)
+        high = max((int(v.max()) for v in parts), default=0)
+        span = high - low + 1
+        if span < 2**40:
+            shift = (lambda v: v - low) if low else (lambda v: v)
+            return shift(ints_b), (shift(ints_a) if ints_a is not None else None), span
+    if a is None:
+        codes, uniques = pd.factorize(b)
+        return codes.astype(np.int64), None, max(len(uniques), 1)
+    codes, uniques = pd.factorize(pd.concat([b, a], ignore_index=True))
+    codes = codes.astype(np.int64)
+    return codes[: len(b)], codes[len(b):], max(len(uniques), 1)
+
+
+def small_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Codes and sorted uniques of an integer array."""
+    values = np.asarray(values, dtype=np.int64)
+    if len(values) == 0:
+        return values, values
+    low, high = int(values.min()), int(values.max())
+    if high - low < DENSE_MIN:
+        seen = np.bincount(values - low, minlength=high - low + 1) > 0
+        uniques = np.flatnonzero(seen) + low
+        table = np.cumsum(seen) - 1
+        return table[values - low], uniques
+    uniques, codes = np.unique(values, return_inverse=True)
+    return codes.astype(np.int64), uniques
+
+
+def dense_codes(keys: np.ndarray) -> tuple[np.ndarray, int]:
+    """Map int64 keys onto 0..n_distinct-1 (order of key value)."""
+    if len(keys) == 0:
+        return keys.astype(np.int64), 0
+    low, high = int(keys.min()), int(keys.max())
+    if high - low < max(DENSE_FACTOR * len(keys), DENSE_MIN):
+        seen = np.zeros(high - low + 1, dtype=bool)
+        seen[keys - low] = True
+        table = np.cumsum(seen, dtype=np.int64) - 1
+        return table[keys - low], int(table[-1]) + 1
+    codes, uniques = pd.factorize(keys, sort=True)
+    return codes.astype(np.int64), len(uniques)
+
+
+def duplicated(keys: np.ndarray) -> np.ndarray | None:
+    """Boolean mask of every row whose key occurs more than once, or None if all unique."""
+    n = len(keys)
+    if n < 2 or bool((keys[1:] > keys[:-1]).all()):
+        return None
+    low, high = int(keys.min()), int(keys.max())
+    if high - low < max(DENSE_FACTOR * n, DENSE_MIN):
+        seen = np.zeros(high - low + 1, dtype=bool)
+        seen[keys - low] = True
+        if int(np.count_nonzero(seen)) == n:
+            return None
+    elif pd.Index(keys).is_unique:
+        return None
+    return pd.Series(keys).duplicated(keep=False).to_numpy()
+
+
+def match(keys_b: np.ndarray, keys_a: np.ndarray) -> np.ndarray:
+    """For each key of `keys_b`, its row in `keys_a` (unique keys), or -1."""
+    if len(keys_b) == len(keys_a) and np.array_equal(keys_b, keys_a):
+        return np.arange(len(keys_b), dtype=np.int64)
+    if len(keys_b) == 0 or len(keys_a) == 0:
+        return np.full(len(keys_b), -1, dtype=np.int64)
+    low = min(int(keys_b.min()), int(keys_a.min()))
+    high = max(int(keys_b.max()), int(keys_a.max()))
+    if high - low < max(2 * (len(keys_b) + len(keys_a)), DENSE_MIN):
+        index = np.int32 if len(keys_a) < 2**31 else np.int64
+        table = np.full(high - low + 1, -1, dtype=index)
+        table[keys_a - low] = np.arange(len(keys_a), dtype=index)
+        return table[keys_b - low].astype(np.int64)
+    return pd.Index(keys_a).get_indexer(keys_b).astype(np.int64)

@@ -1,0 +1,449 @@
+"""Which items were forgotten (1→0) or newly learned (0→1), per task, category and overall.
+
+For N paired items with before/after correctness, n_ab counts the items that
+went from a to b (first digit = before). Forgetting F = n_10 / N, backward
+transfer BT = n_01 / N; chance adjustment is in `chance`, McNemar and the
+bootstrap in `stats`.
+
+Every group (task, category, overall) is computed from its ITEMS, never by
+averaging the rows of smaller groups: the overall forgetting of a 1000-item
+task and a 10-item task weighs the big task a hundred times more.
+
+Repeats (seeds). Every figure is computed per repeat and reported as the mean
+over the group's repeats, with `<figure>_std` the sample standard deviation
+(ddof=1; 0 with one repeat), `n_repeats`, and `n_ab_all_repeats`, the items
+whose transition was a→b in every repeat. `mcnemar_p` is the LARGEST p over
+repeats: a change counts as significant only if it is significant in every
+seed. A task evaluated with a single repeat (deterministic scoring) counts
+the same in each repeat of a group that mixes it with repeated tasks. The
+bootstrap resamples items with all their repeats, so with repeats its
+interval is for the mean over repeats (exactly so when every item of the
+group ran the same repeats). `n` is the number of distinct items; the counts
+n_00..n_11 are means over repeats.
+
+Bootstrap intervals (95%, percentile) draw from one generator per group,
+seeded by (seed, group label): a task's interval is the same whatever else
+is compared. With one repeat they are rng.multinomial(N, [p00, p01, p10, p11]);
+with repeats, each figure is drawn from its own item types (share of repeats
+1→0, resp. 0→1), which is the same marginal distribution with fewer draws.
+
+Everything is vectorised: rows become integer codes, counts come from one
+np.bincount over (group, repeat, k, transition), and only the groups (not the
+items) are looped over, for the bootstrap.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from . import _codes
+from .chance import chance_terms
+from .pairing import PairedItems, pair_records
+from .stats import bootstrap_draws, bootstrap_means, group_rng, mcnemar_p, percentile_interval, repeat_mean_std
+
+#: The headline figures, in the order reports and JSON list them.
+HEADLINE_COLUMNS = [
+    "n", "acc_before", "acc_after", "n_00", "n_01", "n_10", "n_11",
+    "forgetting", "backward_transfer", "forgetting_chance", "forgetting_true",
+    "backward_transfer_true", "forgetting_max", "backward_transfer_max", "mcnemar_p",
+]
+CI_COLUMNS = ["forgetting_ci_low", "forgetting_ci_high", "backward_transfer_ci_low", "backward_transfer_ci_high"]
+#: Figures averaged over repeats (each also gets a `_std` column).
+RATE_FIGURES = [
+    "acc_before", "acc_after", "forgetting", "backward_transfer", "forgetting_chance",
+    "forgetting_true", "backward_transfer_true", "forgetting_max", "backward_transfer_max",
+]
+COUNT_COLUMNS = ["n_00", "n_01", "n_10", "n_11"]
+ALL_REPEATS_COLUMNS = [f"{c}_all_repeats" for c in COUNT_COLUMNS]
+SUMMARY_COLUMNS = (
+    HEADLINE_COLUMNS + CI_COLUMNS + ["n_repeats"] + [f"{f}_std" for f in RATE_FIGURES] + ALL_REPEATS_COLUMNS
+)
+#: transition_items kinds and their code (2 · before + after).
+KINDS = {"0to0": 0, "0to1": 1, "1to0": 2, "1to1": 3}
+
+
+def transition_summary(
+    paired: PairedItems | pd.DataFrame,
+    by: list[str] | str | None = None,
+    *,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """One row per group of `by` (e.g. ["task"], ["task", "category"], ["category"],
+    None for overall) with the SUMMARY_COLUMNS figures."""
+    frame = paired.frame if isinstance(paired, PairedItems) else paired
+    by = [by] if isinstance(by, str) else list(by or [])
+    if len(frame) == 0:
+        return pd.DataFrame(columns=by + SUMMARY_COLUMNS)
+    return _summarize(frame, _RowCodes.of(frame), by, n_bootstrap, seed)
+
+
+@dataclass
+class _RowCodes:
+    """Integer codes of the rows of one paired frame, shared by all its groupings."""
+
+    cell: np.ndarray  # per row: (repeat slot · K + k) · 4 + transition
+    n_reps: int  # repeat slots R
+    k_values: np.ndarray  # n_choices of each k slot (K of them)
+    once: np.ndarray | None  # per row: its task ran a single repeat (only when R > 1)
+    items: "_ItemTypes | None"  # per item, when some item has several rows (repeats)
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame) -> "_RowCodes":
+        before = frame["before"].to_numpy(dtype=bool).view(np.uint8)
+        transition = (before << 1) | frame["after"].to_numpy(dtype=bool).view(np.uint8)
+        rep, rep_values = _slots(frame["repeat"].to_numpy())
+        k, k_values = _slots(frame["n_choices"].to_numpy(), zero_based=True)
+        n_reps, n_k = len(rep_values), len(k_values)
+        cell = k * 4 + transition if n_reps == 1 else (rep * (n_k * 4) + k * 4) + transition
+        once = None
+        if n_reps > 1:  # tasks run once are deterministic: they count in every repeat
+            task, _ = _codes.factorize(frame["task"], sort=False)
+            ran = np.zeros((int(task.max()) + 1, n_reps), dtype=bool)
+            ran[task, rep] = True
+            once = (ran.sum(1) == 1)[task]
+        return cls(cell, n_reps, k_values, once, _ItemTypes.of(_item_codes(frame), transition))
+
+
+@dataclass
+class _ItemTypes:
+    """What each item did over its repeats: the basis of all-repeats counts and the bootstrap."""
+
+    first_row: np.ndarray  # per item: a row of it (to look up its group)
+    stable: np.ndarray  # per item: its transition if the same in every repeat, else -1
+    forgotten_key: np.ndarray  # per item: repeats 1→0 · base + repeats
+    learned_key: np.ndarray  # per item: repeats 0→1 · base + repeats
+    base: int
+
+    @classmethod
+    def of(cls, item: np.ndarray, transition: np.ndarray) -> "_ItemTypes | None":
+        item_rows = np.bincount(item)
+        if item_rows.max() <= 1:
+            return None  # one row per item: rows are items, nothing to collect
+        base = int(item_rows.max()) + 1
+        # Count each item's 00, 01, 10, 11 rows in one pass, as the digits of one number.
+        weights = (float(base) ** np.arange(3, -1, -1))[transition]
+        packed = np.rint(np.bincount(item, weights=weights)).astype(np.int64)
+        present = np.flatnonzero(item_rows)
+        packed, repeats = packed[present], item_rows[present]
+        digits = [(packed // base ** (3 - t)) % base for t in range(4)]
+        stable = np.full(len(present), -1, dtype=np.int64)
+        for t in range(4):
+            stable[digits[t] == repeats] = t
+        first = np.empty(len(item_rows), dtype=np.int64)
+        first[item[::-1]] = np.arange(len(item) - 1, -1, -1)
+        return cls(first[present], stable, digits[2] * base + repeats, digits[1] * base + repeats, base)
+
+
+def _slots(values: np.ndarray, *, zero_based: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Codes of a small-range column (repeats, n_choices) and the value of each slot.
+
+    Values are used as their own codes when the range is small (zero_based:
+    slot v is value v, so k needs no lookup); empty slots just count zero.
+    """
+    low, high = int(values.min()), int(values.max())
+    if zero_based and low >= 0 and high < 4096:
+        return values, np.arange(high + 1)
+    if not zero_based and high - low < 4096:
+        return (values - low if low else values), np.arange(low, high + 1)
+    return _codes.small_codes(values)
+
+
+def _summarize(frame: pd.DataFrame, rows: _RowCodes, by: list[str], n_bootstrap: int, seed: int) -> pd.DataFrame:
+    group, labels = _groups(frame, by)
+    n_groups, n_cells = len(labels), rows.n_reps * len(rows.k_values) * 4
+    flat = rows.cell if group is None else group * n_cells + rows.cell
+    shape = (n_groups, rows.n_reps, len(rows.k_values), 4)
+    counts = np.bincount(flat, minlength=math.prod(shape)).reshape(shape)
+    raw_counts = counts
+    present = np.ones((n_groups, 1), dtype=bool)
+    if rows.n_reps > 1:
+        counts, present = _spread_once(counts, flat[rows.once], shape)
+
+    per_repeat = _figures(counts, rows.k_values)
+    out = {}
+    for name in RATE_FIGURES + COUNT_COLUMNS:
+        out[name], out[f"{name}_std"] = repeat_mean_std(per_repeat[name], present)
+    p_values = mcnemar_p(per_repeat["n_01"], per_repeat["n_10"])
+    out["mcnemar_p"] = np.where(present, p_values, -np.inf).max(1)
+    out["n_repeats"] = present.sum(1)
+    items = _item_patterns(rows, group, n_groups, raw_counts)
+    out["n"] = items["n"]
+    for column, values in zip(ALL_REPEATS_COLUMNS, items["all_repeats"].T):
+        out[column] = values
+    out.update(_bootstrap(items["types"], _labels_text(labels), n_bootstrap, seed))
+
+    single = bool((out["n_repeats"] == 1).all())
+    for name in COUNT_COLUMNS:  # whole numbers unless averaged over repeats
+        out[name] = np.rint(out[name]).astype(np.int64) if single else out[name]
+    table = pd.DataFrame({name: out[name] for name in SUMMARY_COLUMNS})
+    return pd.concat([labels, table], axis=1)
+
+
+def _groups(frame: pd.DataFrame, by: list[str]) -> tuple[np.ndarray | None, pd.DataFrame]:
+    """Group code per row (None: one group) and one label row per group (sorted by label)."""
+    if not by:
+        return None, pd.DataFrame(index=range(1))
+    missing = [c for c in by if c not in frame.columns]
+    if missing:
+        raise KeyError(f"cannot group by {missing}: the paired items have columns {list(frame.columns)}")
+    flat, sizes, names = None, [], []
+    for column in by:
+        codes, uniques = _codes.factorize(frame[column])
+        codes = codes.astype(np.int64, copy=False)
+        uniques = [str(u) for u in uniques]
+        if (codes < 0).any():  # missing values form a group labelled ""
+            codes, uniques = codes + 1, [""] + uniques
+        flat = codes if flat is None else flat * len(uniques) + codes
+        sizes.append(len(uniques))
+        names.append(uniques)
+    span = math.prod(sizes)
+    if span <= 1 << 24:
+        seen = np.bincount(flat, minlength=span) > 0
+        keys = np.flatnonzero(seen)
+        group = flat if len(keys) == span else (np.cumsum(seen) - 1)[flat]
+    else:
+        keys, group = np.unique(flat, return_inverse=True)
+    positions = np.unravel_index(keys, sizes)
+    labels = pd.DataFrame({c: [u[i] for i in pos] for c, u, pos in zip(by, names, positions)})
+    return group.astype(np.int64, copy=False), labels
+
+
+def _labels_text(labels: pd.DataFrame) -> list[str]:
+    if not labels.shape[1]:
+        return ["overall"] * len(labels)
+    return ["\x1f".join(values) for values in zip(*(labels[c].astype(str) for c in labels.columns))]
+
+
+def _bootstrap(types, names: list[str], n_bootstrap: int, seed: int) -> dict[str, np.ndarray]:
+    """CI columns. Each group draws from its own generator (seeded by `seed` and
+    its label), so a task's interval is the same whatever else is compared."""
+    n_bootstrap = max(int(n_bootstrap or 0), 0)
+    forgetting = np.empty((len(names), n_bootstrap))
+    learning = np.empty((len(names), n_bootstrap))
+    for g, name in enumerate(names):
+        rng, spec = group_rng(seed, name), types(g)
+        if len(spec) == 3:  # one row per item: the four counts, drawn jointly
+            forgetting[g], learning[g] = bootstrap_draws(*spec, n_bootstrap=n_bootstrap, rng=rng)
+        else:  # repeats: each figure from its own item types
+            forgetting[g] = bootstrap_means(spec[0], spec[1], n_bootstrap=n_bootstrap, rng=rng)
+            learning[g] = bootstrap_means(spec[2], spec[3], n_bootstrap=n_bootstrap, rng=rng)
+    f_low, f_high = percentile_interval(forgetting)
+    b_low, b_high = percentile_interval(learning)
+    return dict(zip(CI_COLUMNS, (f_low, f_high, b_low, b_high)))
+
+
+def _spread_once(counts: np.ndarray, once_flat: np.ndarray, shape: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """Count rows of single-repeat tasks in every repeat their group has.
+
+    A group made only of such tasks keeps one repeat slot. Returns the counts
+    (G, R, K, 4) and which repeats each group has (G, R).
+    """
+    once_counts = np.bincount(once_flat, minlength=math.prod(shape)).reshape(shape)
+    main = counts - once_counts
+    has_main = main.sum((1, 2, 3)) > 0
+    first_slot = np.zeros(shape[:2], dtype=bool)
+    first_slot[:, 0] = True
+    present = np.where(has_main[:, None], main.sum((2, 3)) > 0, first_slot)
+    return main + once_counts.sum(1)[:, None] * present[:, :, None, None], present
+
+
+def _figures(counts: np.ndarray, k_values: np.ndarray) -> dict[str, np.ndarray]:
+    """All figures per (group, repeat) from counts of shape (G, R, K, 4)."""
+    totals = counts.sum(2).astype(np.float64)
+    n = totals.sum(-1)
+    safe = np.where(n > 0, n, 1.0)
+    n_00, n_01, n_10, n_11 = np.moveaxis(totals, -1, 0)
+    figures = {
+        "n_00": n_00, "n_01": n_01, "n_10": n_10, "n_11": n_11,
+        "acc_before": (n_10 + n_11) / safe,
+        "acc_after": (n_01 + n_11) / safe,
+        "forgetting": n_10 / safe,
+        "backward_transfer": n_01 / safe,
+    }
+    figures.update(chance_terms(counts, k_values))
+    # Clipped once per group, after the per-k chance terms are summed.
+    figures["forgetting_true"] = np.maximum(figures["forgetting"] - figures["forgetting_chance"], 0.0)
+    figures["backward_transfer_true"] = np.maximum(
+        figures["backward_transfer"] - figures["forgetting_chance"], 0.0
+    )
+    return figures
+
+
+_ONE_ROW_TYPES = (np.array([0.0, 0.0, 1.0, 0.0]), np.array([0.0, 1.0, 0.0, 0.0]))
+
+
+def _item_patterns(rows: _RowCodes, group: np.ndarray | None, n_groups: int, counts: np.ndarray) -> dict:
+    """Per group: distinct items, items with one transition in every repeat, and
+    bootstrap types (item counts per share of repeats 1→0, and per share 0→1)."""
+    items = rows.items
+    if items is None:  # one row per item: the types are the four transitions
+        per_group = counts.sum((1, 2))
+        return {
+            "n": per_group.sum(1),
+            "all_repeats": per_group,
+            "types": lambda g: (per_group[g], *_ONE_ROW_TYPES),
+        }
+    item_group = np.zeros(len(items.first_row), dtype=np.int64) if group is None else group[items.first_row]
+    stable = items.stable >= 0
+    all_repeats = np.bincount(
+        item_group[stable] * 4 + items.stable[stable], minlength=n_groups * 4
+    ).reshape(n_groups, 4)
+    # Bootstrap types: items with the same share of repeats 1→0 resample alike (0→1 likewise).
+    forgotten = _types_per_group(item_group, items.forgotten_key, items.base, n_groups)
+    learned = _types_per_group(item_group, items.learned_key, items.base, n_groups)
+
+    def types(g: int):
+        return (*forgotten(g), *learned(g))
+
+    return {"n": np.bincount(item_group, minlength=n_groups), "all_repeats": all_repeats, "types": types}
+
+
+def _types_per_group(item_group: np.ndarray, key: np.ndarray, base: int, n_groups: int):
+    """For each group: counts of its item types and each type's share (key = hits · base + repeats)."""
+    size = base * base
+    flat = item_group * size + key
+    if n_groups * size <= 1 << 24:
+        tally = np.bincount(flat, minlength=n_groups * size)
+        keys = np.flatnonzero(tally)
+        counts = tally[keys]
+    else:
+        keys, counts = np.unique(flat, return_counts=True)
+    type_group, hits, repeats = keys // size, (keys % size) // base, keys % base
+    shares = hits / repeats
+    bounds = np.searchsorted(type_group, np.arange(n_groups + 1))
+    return lambda g: (counts[bounds[g]: bounds[g + 1]], shares[bounds[g]: bounds[g + 1]])
+
+
+def _item_codes(frame: pd.DataFrame) -> np.ndarray:
+    if "item" in frame.columns:
+        item = frame["item"].to_numpy(dtype=np.int64)
+        if len(item) == 0 or (item.min() >= 0 and item.max() < 4 * len(item) + 1024):
+            return item  # gaps are fine: bincounts simply hold zeros there
+        return _codes.dense_codes(item)[0]
+    return frame.groupby(["task", "item_id"], observed=True, sort=False).ngroup().to_numpy(dtype=np.int64)
+
+
+def transition_items(
+    paired: PairedItems | pd.DataFrame,
+    kind: str = "1to0",
+    task: str | None = None,
+    *,
+    min_repeats: int | None = None,
+) -> pd.DataFrame:
+    """The items with transition `kind` ("1to0" forgotten, "0to1" learned, "0to0", "1to1").
+
+    With repeats, an item is listed when it made that transition in every one
+    of its repeats (or in at least `min_repeats`); `repeats_with_transition`
+    says in how many of its `n_repeats` it did.
+    """
+    code = KINDS.get(kind.replace("->", "to").replace("→", "to"))
+    if code is None:
+        raise ValueError(f"unknown transition {kind!r}; choose one of {', '.join(KINDS)}")
+    everything = paired.frame if isinstance(paired, PairedItems) else paired
+    frame = everything
+    if task is not None:
+        frame = everything[(everything["task"] == task).to_numpy()]
+        if len(frame) == 0:
+            tasks = ", ".join(repr(t) for t in sorted(map(str, pd.unique(everything["task"]))))
+            raise ValueError(f"task {task!r} is not among the compared tasks ({tasks})")
+    columns = ["task", "category", "item_id", "n_choices", "n_repeats", "repeats_with_transition"]
+    if len(frame) == 0:
+        return pd.DataFrame(columns=columns)
+    item = _item_codes(frame)
+    hit = (frame["before"].to_numpy(dtype=bool).astype(np.int64) * 2 + frame["after"].to_numpy(dtype=bool)) == code
+    rows = np.bincount(item)
+    hits = np.bincount(item[hit], minlength=len(rows))
+    needed = rows if min_repeats is None else np.minimum(rows, max(int(min_repeats), 1))
+    chosen = (hits >= needed) & (hits > 0)
+    first = np.full(len(rows), -1, dtype=np.int64)
+    first[item[::-1]] = np.arange(len(item) - 1, -1, -1)
+    picked = np.sort(first[chosen])
+    out = frame.iloc[picked][["task", "category", "item_id", "n_choices"]].reset_index(drop=True)
+    out["task"] = out["task"].astype(str)
+    out["category"] = out["category"].astype(str)
+    out["n_repeats"] = rows[item[picked]]
+    out["repeats_with_transition"] = hits[item[picked]]
+    return out
+
+
+@dataclass
+class Comparison:
+    """Everything `compare` reports about two checkpoints."""
+
+    metric: str
+    tasks: pd.DataFrame
+    """One row per task."""
+    categories: pd.DataFrame
+    """One row per (task, category), for tasks whose items have categories."""
+    overall: pd.DataFrame
+    """One row: all paired items together."""
+    paired: PairedItems
+
+    @property
+    def dropped(self) -> pd.DataFrame:
+        """Per task, the items left out by identical_only (empty if none)."""
+        return self.paired.dropped
+
+    @property
+    def notes(self) -> list[str]:
+        return self.paired.notes
+
+    def to_json_dict(self) -> dict:
+        """JSON-safe dict: metric, tasks, categories (task → category → figures), overall."""
+        categories: dict[str, dict] = {}
+        for row in self.categories.to_dict("records"):
+            categories.setdefault(str(row["task"]), {})[str(row["category"])] = _entry(row)
+        return {
+            "metric": self.metric,
+            "tasks": {str(row["task"]): _entry(row) for row in self.tasks.to_dict("records")},
+            "categories": categories,
+            "overall": _entry(self.overall.to_dict("records")[0]) if len(self.overall) else {},
+            "dropped": {
+                str(row["task"]): {k: int(v) for k, v in row.items() if k != "task"}
+                for row in self.dropped.to_dict("records")
+            },
+            "notes": list(self.notes),
+        }
+
+
+def _entry(row: dict) -> dict:
+    return {name: _json_value(row[name]) for name in SUMMARY_COLUMNS if name in row}
+
+
+def _json_value(value):
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value
+
+
+def compare_records(
+    before: pd.DataFrame,
+    after: pd.DataFrame,
+    *,
+    metric: str = "acc",
+    identical_only: bool = False,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+) -> Comparison:
+    """Pair two checkpoints' records and summarise transitions per task, category and overall."""
+    paired = pair_records(before, after, metric=metric, identical_only=identical_only)
+    frame = paired.frame
+    rows = _RowCodes.of(frame)  # encoded once, grouped three ways
+    categories = _summarize(frame, rows, ["task", "category"], n_bootstrap, seed)
+    categories = categories[categories["category"] != ""].reset_index(drop=True)
+    return Comparison(
+        metric=metric,
+        tasks=_summarize(frame, rows, ["task"], n_bootstrap, seed),
+        categories=categories,
+        overall=_summarize(frame, rows, [], n_bootstrap, seed),
+        paired=paired,
+    )
