@@ -114,6 +114,7 @@ class HFBackend(Backend):
         batch_size: int = 16,
         max_length: int | None = None,
         settings: dict[str, Any] | None = None,
+        pack: bool = True,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -121,6 +122,8 @@ class HFBackend(Backend):
         self.device = next(model.parameters()).device
         self.max_length = int(max_length or self._model_max_length())
         self.settings = dict(settings or {})
+        #: score a shared context once with all its continuations (see _plan)
+        self.pack = pack
         self._plain_head = getattr(model.config, "model_type", "") in _PLAIN_HEAD_MODEL_TYPES
         pad = tokenizer.pad_token_id
         self.pad_id = int(pad if pad is not None else (tokenizer.eos_token_id or 0))
@@ -161,8 +164,109 @@ class HFBackend(Backend):
     def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
         import torch
 
-        prepared = []
+        results: list[LoglikelihoodResult | None] = [None] * len(requests)
+        packs, singles = self._plan(requests) if self.pack else ([], list(range(len(requests))))
+        with torch.inference_mode():
+            if packs:
+                self._score_packs(packs, results)
+            if singles:
+                self._score_singles([requests[i] for i in singles], singles, results)
+        return results  # type: ignore[return-value]
+
+    def _plan(self, requests: Sequence[LoglikelihoodRequest]):
+        """Group requests that share a context into packs (context once, then every continuation).
+
+        A pack is scored in one sequence: the context's hidden states are
+        computed once instead of once per choice. Requests whose context is
+        unique, or whose pack would not fit in max_length, are scored alone.
+        """
+        by_context: dict[tuple[int, ...], list[int]] = {}
         for index, req in enumerate(requests):
+            by_context.setdefault(req.context_ids, []).append(index)
+        packs, singles = [], []
+        for context, members in by_context.items():
+            if len(members) < 2:
+                singles.extend(members)
+                continue
+            pack: list[int] = []
+            length = len(context)
+            for index in members:
+                n = len(requests[index].continuation_ids)
+                if length + n > self.max_length or len(context) + n > self.max_length:
+                    if len(context) + n > self.max_length:  # needs truncation: score alone
+                        singles.append(index)
+                        continue
+                    if len(pack) > 1:
+                        packs.append((context, [(i, requests[i].continuation_ids) for i in pack]))
+                    else:
+                        singles.extend(pack)
+                    pack, length = [], len(context)
+                pack.append(index)
+                length += n
+            if len(pack) > 1:
+                packs.append((context, [(i, requests[i].continuation_ids) for i in pack]))
+            else:
+                singles.extend(pack)
+        return packs, singles
+
+    def _score_packs(self, packs, results) -> None:
+        packs = sorted(packs, key=lambda p: -(len(p[0]) + sum(len(c) for _, c in p[1])))
+        for start in range(0, len(packs), self.batch_size):
+            batch = packs[start:start + self.batch_size]
+            scores = self._forward_scores(*self._pack_inputs(batch))
+            flat = [(index, cont) for _, members in batch for index, cont in members]
+            for (index, cont), (logprob, greedy) in zip(flat, scores):
+                results[index] = LoglikelihoodResult(logprob, greedy, len(cont))
+
+    def _pack_inputs(self, batch):
+        """Token ids, a block-causal 4D mask and positions for a batch of packs.
+
+        Sequence b is context + cont_1 + ... + cont_m. Continuation i attends to
+        the context and to its own earlier tokens, never to another choice, and
+        its positions continue from the context's end: exactly the attention
+        and positions of scoring context + cont_i alone.
+        """
+        import torch
+
+        width = max(len(ctx) + sum(len(c) for _, c in members) for ctx, members in batch)
+        n = len(batch)
+        input_ids = torch.full((n, width), self.pad_id, dtype=torch.long)
+        segment = torch.full((n, width), -1, dtype=torch.long)  # -1 padding, 0 context, i+1 choice i
+        position = torch.zeros((n, width), dtype=torch.long)
+        rows, positions, targets, owner = [], [], [], []
+        k = 0
+        for b, (ctx, members) in enumerate(batch):
+            c = len(ctx)
+            input_ids[b, :c] = torch.tensor(ctx, dtype=torch.long)
+            segment[b, :c] = 0
+            position[b, :c] = torch.arange(c)
+            at = c
+            for i, (_, cont) in enumerate(members):
+                length = len(cont)
+                input_ids[b, at:at + length] = torch.tensor(cont, dtype=torch.long)
+                segment[b, at:at + length] = i + 1
+                position[b, at:at + length] = torch.arange(c, c + length)
+                # token j of the choice is predicted from the position before it:
+                # the context's last token for j = 0, the choice's token j-1 after
+                predictors = [c - 1] + list(range(at, at + length - 1))
+                rows.extend([b] * length)
+                positions.extend(predictors)
+                targets.extend(cont)
+                owner.extend([k] * length)
+                k += 1
+                at += length
+        seg_q, seg_k = segment[:, :, None], segment[:, None, :]
+        causal = torch.ones((width, width), dtype=torch.bool).tril()
+        allowed = causal & (seg_k >= 0) & ((seg_k == 0) | (seg_k == seg_q))
+        allowed |= torch.eye(width, dtype=torch.bool)  # padding rows attend to themselves: no NaN
+        dtype = self.model.dtype if self.model.dtype.is_floating_point else torch.float32
+        mask = torch.zeros((n, 1, width, width), dtype=dtype)
+        mask.masked_fill_(~allowed[:, None], torch.finfo(dtype).min)
+        return (input_ids, mask, position, rows, positions, targets, owner, k)
+
+    def _score_singles(self, requests, indices, results) -> None:
+        prepared = []
+        for index, req in zip(indices, requests):
             whole = list(req.context_ids) + list(req.continuation_ids)
             tokens = whole[-(self.max_length + 1):][:-1]  # left-truncate, drop the last token
             n_cont = min(len(req.continuation_ids), len(tokens))
@@ -170,13 +274,10 @@ class HFBackend(Backend):
         # longest first: the first batch shows memory problems at once, and
         # sorting by length keeps padding (wasted compute) small
         prepared.sort(key=lambda p: -len(p[1]))
-        results: list[LoglikelihoodResult | None] = [None] * len(requests)
-        with torch.inference_mode():
-            for start in range(0, len(prepared), self.batch_size):
-                batch = prepared[start:start + self.batch_size]
-                for (index, _, cont), (logprob, greedy) in zip(batch, self._score_batch(batch)):
-                    results[index] = LoglikelihoodResult(logprob, greedy, len(cont))
-        return results  # type: ignore[return-value]
+        for start in range(0, len(prepared), self.batch_size):
+            batch = prepared[start:start + self.batch_size]
+            for (index, _, cont), (logprob, greedy) in zip(batch, self._score_batch(batch)):
+                results[index] = LoglikelihoodResult(logprob, greedy, len(cont))
 
     def _score_batch(self, batch: list[tuple[int, list[int], list[int]]]) -> list[tuple[float, bool]]:
         import torch
@@ -191,30 +292,37 @@ class HFBackend(Backend):
             # logits at position t predict token t+1: the continuation's tokens
             # are predicted from the last len(cont) input positions
             first = len(tokens) - len(cont)
-            for j, target in enumerate(cont):
-                rows.append(b)
-                positions.append(first + j)
-                targets.append(target)
-                owner.append(b)
-        input_ids = input_ids.to(self.device)
-        attention = attention.to(self.device)
-        rows_t = torch.tensor(rows, dtype=torch.long, device=self.device)
-        pos_t = torch.tensor(positions, dtype=torch.long, device=self.device)
+            rows.extend([b] * len(cont))
+            positions.extend(range(first, first + len(cont)))
+            targets.extend(cont)
+            owner.extend([b] * len(cont))
+        return self._forward_scores(input_ids, attention, None, rows, positions, targets, owner, len(batch))
+
+    def _forward_scores(self, input_ids, attention, position_ids, rows, positions, targets, owner, n_out):
+        """Run the model and sum log p(target) per output; greedy = every target is the argmax."""
+        import torch
+
+        device = self.device
+        kwargs = {"input_ids": input_ids.to(device), "attention_mask": attention.to(device)}
+        if position_ids is not None:
+            kwargs["position_ids"] = position_ids.to(device)
+        rows_t = torch.tensor(rows, dtype=torch.long, device=device)
+        pos_t = torch.tensor(positions, dtype=torch.long, device=device)
         if self._plain_head:
-            hidden = self.model.base_model(input_ids=input_ids, attention_mask=attention).last_hidden_state
+            hidden = self.model.base_model(**kwargs).last_hidden_state
             logits = self.model.get_output_embeddings()(hidden[rows_t, pos_t])
         else:
-            logits = self.model(input_ids=input_ids, attention_mask=attention).logits[rows_t, pos_t]
+            logits = self.model(**kwargs).logits[rows_t, pos_t]
         logprobs = torch.log_softmax(logits.float(), dim=-1)
-        target_t = torch.tensor(targets, dtype=torch.long, device=self.device)
+        target_t = torch.tensor(targets, dtype=torch.long, device=device)
         token_lp = logprobs.gather(1, target_t[:, None]).squeeze(1)
         greedy_tok = logprobs.argmax(dim=-1) == target_t
-        owner_t = torch.tensor(owner, dtype=torch.long, device=self.device)
-        sums = torch.zeros(len(batch), dtype=torch.float64, device=self.device)
+        owner_t = torch.tensor(owner, dtype=torch.long, device=device)
+        sums = torch.zeros(n_out, dtype=torch.float64, device=device)
         sums.index_add_(0, owner_t, token_lp.double())
-        misses = torch.zeros(len(batch), dtype=torch.long, device=self.device)
+        misses = torch.zeros(n_out, dtype=torch.long, device=device)
         misses.index_add_(0, owner_t, (~greedy_tok).long())
-        return [(float(s), int(m) == 0) for s, m in zip(sums.cpu(), misses.cpu())]
+        return [(float(x), int(m) == 0) for x, m in zip(sums.cpu(), misses.cpu())]
 
     # --------------------------------------------------------------- generation
     def generate(self, requests: Sequence[GenerationRequest]) -> list[str]:

@@ -61,3 +61,27 @@ def test_sampled_generation_is_seeded_per_item_not_per_batch(tmp_path, tiny_llam
     r1 = a[a.repeat == 1]["output"].tolist()
     assert r0 != r1
     assert sorted(a["seed"].unique().tolist()) == [3, 4]
+
+
+@pytest.mark.parametrize("fixture", ["tiny_llama_dir", "tiny_gpt2_dir"])
+@pytest.mark.parametrize("max_length", [None, 40])
+def test_packed_choices_score_like_separate_sequences(request, fixture, max_length):
+    """A context scored once with all its choices (block mask) = each choice scored alone."""
+    from forgetscope.backends.base import LoglikelihoodRequest, Tokenization
+    from forgetscope.backends.hf import HFBackend
+
+    backend = HFBackend.from_pretrained(str(request.getfixturevalue(fixture)), batch_size=4, max_length=max_length)
+    tok = Tokenization(backend.tokenizer)
+    requests = [LoglikelihoodRequest(*tok.encode_pair(i.context, c)) for i in mc_task(16).items
+                for c in i.continuations]
+    packs, singles = backend._plan(requests)
+    assert packs, "nothing was packed"
+    if max_length:
+        # with a short max_length some contexts' choices are split over several packs or scored alone
+        assert len(packs) + len(singles) > 16
+    packed = backend.loglikelihood(requests)
+    backend.pack = False
+    alone = backend.loglikelihood(requests)
+    assert [r.is_greedy for r in packed] == [r.is_greedy for r in alone]
+    assert [r.n_tokens for r in packed] == [r.n_tokens for r in alone]
+    assert np.allclose([r.logprob for r in packed], [r.logprob for r in alone], atol=1e-4)
