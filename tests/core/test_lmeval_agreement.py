@@ -34,7 +34,7 @@ def test_per_item_agreement_with_lm_eval(tmp_path, tiny_llama_dir):
             for i in range(40)]
     items.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "agreement.json"
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "lmeval_agreement.py"), "--model", str(tiny_llama_dir),
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "eval_vs_lmeval.py"), "--model", str(tiny_llama_dir),
                     "--items", str(items), "--lm-eval-python", LMEVAL_PYTHON, "--json", str(out)], check=True)
     figures = json.loads(out.read_text())
     assert figures["items"] == 40
