@@ -84,29 +84,6 @@ def _settings(backend, device, dtype, batch_size, max_length, repeats, seed, tem
                         add_special_tokens=add_special_tokens, threads=threads)
 
 
-class _Progress:
-    """A rich progress bar per task, fed by evaluate()'s progress callback."""
-
-    def __init__(self) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeRemainingColumn(), transient=False)
-        self.bars: dict[str, int] = {}
-
-    def __enter__(self):
-        self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        return self.progress.__exit__(*exc)
-
-    def __call__(self, task: str, done: int, total: int) -> None:
-        if task not in self.bars:
-            self.bars[task] = self.progress.add_task(task, total=total)
-        self.progress.update(self.bars[task], completed=done, total=total)
-
-
 def _errors():
     """Exceptions that mean bad input, reported as one line with exit code 2."""
     from .analysis import PairingError
@@ -137,12 +114,13 @@ def eval_command(
 ) -> None:
     """Score every item of the tasks and write one records row per item (cached, resumable)."""
     from .evaluate import Checkpoint, evaluate
+    from .report.progress import ProgressBars
 
     try:
         tasks = _load_tasks(task, limit, num_fewshot, template, target_delimiter, seed)
         settings = _settings(backend, device, dtype, batch_size, max_length, repeats, seed, temperature, top_p,
                              max_new_tokens, gguf_file, trust_remote_code, add_special_tokens, threads)
-        with _Progress() as progress:
+        with ProgressBars() as progress:
             records = evaluate(Checkpoint(checkpoint, name=name or checkpoint), tasks, output, settings,
                                progress=progress)
     except _errors() as exc:
@@ -178,6 +156,7 @@ def compare(
 ) -> None:
     """Compare two checkpoints item by item: forgetting (1→0), backward transfer (0→1), chance-adjusted."""
     from .compare import compare_checkpoints, describe_items
+    from .report.progress import ProgressBars
     from .report.tables import comparison_table, items_table
 
     if show_items not in (None, "1to0", "0to1"):
@@ -186,7 +165,7 @@ def compare(
         tasks = _load_tasks(task, limit, num_fewshot, template, target_delimiter, seed)
         settings = _settings(backend, device, dtype, batch_size, max_length, repeats, seed, temperature, top_p,
                              max_new_tokens, gguf_file, trust_remote_code, add_special_tokens, threads)
-        with _Progress() as progress:
+        with ProgressBars() as progress:
             comparison, before, after = compare_checkpoints(
                 checkpoint_a, checkpoint_b, tasks, output, settings, metric=metric,
                 identical_only=identical_only, n_bootstrap=n_bootstrap, seed=seed, progress=progress)
