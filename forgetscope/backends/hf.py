@@ -97,7 +97,6 @@ def load_model_and_tokenizer(
         ) from None
     lm.to(resolve_device(device))
     lm.eval()
-    torch.set_grad_enabled(False)
     return lm, tokenizer
 
 

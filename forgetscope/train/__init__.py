@@ -1,0 +1,1 @@
+"""Training: tiny models and tokenizers, the synthetic suite, and the training loop."""
