@@ -41,6 +41,9 @@ GGUFOpt = Annotated[Optional[str], typer.Option(help="GGUF file name inside the 
 RemoteOpt = Annotated[bool, typer.Option(help="Allow custom model code from the hub (off by default).")]
 LimitOpt = Annotated[Optional[int], typer.Option(help="Score only the first N items of each task.")]
 FewshotOpt = Annotated[Optional[int], typer.Option("--num-fewshot", help="Few-shot examples per item.")]
+FewshotSourceOpt = Annotated[Optional[str], typer.Option(
+    help="Where few-shot examples come from: a split name (train, validation) or a file of items.")]
+FewshotSeedOpt = Annotated[Optional[int], typer.Option(help="Seed of the few-shot draws (default: the task's).")]
 TemplateOpt = Annotated[Optional[str], typer.Option(help="Context template (format string or Jinja).")]
 DelimOpt = Annotated[Optional[str], typer.Option(help="Text between context and choice (default ' ').")]
 MetricOpt = Annotated[str, typer.Option(help="Correctness used for transitions: acc, acc_norm, acc_per_token.")]
@@ -61,11 +64,11 @@ def _console():
     return Console(stderr=False)
 
 
-def _load_tasks(specs: list[str], limit, num_fewshot, template, delimiter, seed) -> list:
+def _load_tasks(specs: list[str], limit, num_fewshot, fewshot_source, fewshot_seed, template, delimiter) -> list:
     from .tasks import TaskOptions, load_task
 
     options = TaskOptions(template=template, target_delimiter=delimiter, num_fewshot=num_fewshot,
-                          fewshot_seed=seed, limit=limit)
+                          fewshot_source=fewshot_source, fewshot_seed=fewshot_seed, limit=limit)
     tasks = [load_task(spec, options=options) for spec in specs]
     names = [t.name for t in tasks]
     duplicates = {n for n in names if names.count(n) > 1}
@@ -109,15 +112,15 @@ def eval_command(
     max_length: MaxLenOpt = None, repeats: RepeatsOpt = 1, seed: SeedOpt = 0, temperature: TempOpt = 0.0,
     top_p: TopPOpt = 1.0, max_new_tokens: MaxNewOpt = None, gguf_file: GGUFOpt = None,
     trust_remote_code: RemoteOpt = False, add_special_tokens: BosOpt = None, threads: ThreadsOpt = None,
-    limit: LimitOpt = None, num_fewshot: FewshotOpt = None, template: TemplateOpt = None,
-    target_delimiter: DelimOpt = None,
+    limit: LimitOpt = None, num_fewshot: FewshotOpt = None, fewshot_source: FewshotSourceOpt = None,
+    fewshot_seed: FewshotSeedOpt = None, template: TemplateOpt = None, target_delimiter: DelimOpt = None,
 ) -> None:
     """Score every item of the tasks and write one records row per item (cached, resumable)."""
     from .evaluate import Checkpoint, evaluate
     from .report.progress import ProgressBars
 
     try:
-        tasks = _load_tasks(task, limit, num_fewshot, template, target_delimiter, seed)
+        tasks = _load_tasks(task, limit, num_fewshot, fewshot_source, fewshot_seed, template, target_delimiter)
         settings = _settings(backend, device, dtype, batch_size, max_length, repeats, seed, temperature, top_p,
                              max_new_tokens, gguf_file, trust_remote_code, add_special_tokens, threads)
         with ProgressBars() as progress:
@@ -151,8 +154,8 @@ def compare(
     max_length: MaxLenOpt = None, repeats: RepeatsOpt = 1, seed: SeedOpt = 0, temperature: TempOpt = 0.0,
     top_p: TopPOpt = 1.0, max_new_tokens: MaxNewOpt = None, gguf_file: GGUFOpt = None,
     trust_remote_code: RemoteOpt = False, add_special_tokens: BosOpt = None, threads: ThreadsOpt = None,
-    limit: LimitOpt = None, num_fewshot: FewshotOpt = None, template: TemplateOpt = None,
-    target_delimiter: DelimOpt = None,
+    limit: LimitOpt = None, num_fewshot: FewshotOpt = None, fewshot_source: FewshotSourceOpt = None,
+    fewshot_seed: FewshotSeedOpt = None, template: TemplateOpt = None, target_delimiter: DelimOpt = None,
 ) -> None:
     """Compare two checkpoints item by item: forgetting (1→0), backward transfer (0→1), chance-adjusted."""
     from .compare import compare_checkpoints, describe_items
@@ -162,7 +165,7 @@ def compare(
     if show_items not in (None, "1to0", "0to1"):
         _fail("--show-items takes 1to0 or 0to1")
     try:
-        tasks = _load_tasks(task, limit, num_fewshot, template, target_delimiter, seed)
+        tasks = _load_tasks(task, limit, num_fewshot, fewshot_source, fewshot_seed, template, target_delimiter)
         settings = _settings(backend, device, dtype, batch_size, max_length, repeats, seed, temperature, top_p,
                              max_new_tokens, gguf_file, trust_remote_code, add_special_tokens, threads)
         with ProgressBars() as progress:

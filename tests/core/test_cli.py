@@ -124,3 +124,13 @@ def test_tasks_lists_builtins():
 def test_help_does_not_import_torch():
     code = "import sys; from forgetscope.cli import app; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_fewshot_options_reach_the_prompt(tmp_path, items_file, tiny_llama_dir):
+    shots = tmp_path / "shots.jsonl"
+    shots.write_text(json.dumps({"id": "s0", "question": "Is this a shot?", "choices": ["yes", "no"], "answer": 0}) + "\n")
+    result = runner.invoke(app, ["eval", str(tiny_llama_dir), "--task", str(items_file), "--output", str(tmp_path),
+                                 "--limit", "2", "--num-fewshot", "1", "--fewshot-source", str(shots)])
+    assert result.exit_code == 0, result.output
+    prompts = load_records([tmp_path])["prompt"].tolist()
+    assert all(p.startswith("Question: Is this a shot?\nAnswer: yes\n\nQuestion: Which one") for p in prompts)

