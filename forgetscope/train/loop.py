@@ -128,7 +128,7 @@ def fit(
                     grad_clip=grad_clip, seed=seed, n_sequences=int(rows.shape[0]))
     lr_at(0, steps=steps, lr=lr, warmup=warmup, schedule=schedule, min_lr=min_lr)  # reject a bad schedule early
     losses: list[float] = []
-    # enable_grad: loading a model for scoring elsewhere may have switched grad off globally
+    # enable_grad: a caller may be inside no_grad/inference code; training needs gradients
     with torch.random.fork_rng(devices=[]), torch.enable_grad():
         torch.manual_seed(seed)  # dropout, if any
         generator = torch.Generator().manual_seed(seed)
