@@ -190,9 +190,9 @@ class HFBackend(Backend):
             pack: list[int] = []
             length = len(context)
             for index in members:
-                n = len(requests[index].continuation_ids)
-                if length + n > self.max_length or len(context) + n > self.max_length:
-                    if len(context) + n > self.max_length:  # needs truncation: score alone
+                n = len(requests[index].continuation_ids) - 1  # the last token is not fed
+                if length + n > self.max_length or len(context) + n + 1 > self.max_length:
+                    if len(context) + n + 1 > self.max_length:  # needs truncation: score alone
                         singles.append(index)
                         continue
                     if len(pack) > 1:
@@ -227,7 +227,8 @@ class HFBackend(Backend):
         """
         import torch
 
-        width = max(len(ctx) + sum(len(c) for _, c in members) for ctx, members in batch)
+        # a choice's last token is only ever a target, never an input: leave it out
+        width = max(len(ctx) + sum(len(c) - 1 for _, c in members) for ctx, members in batch)
         n = len(batch)
         input_ids = torch.full((n, width), self.pad_id, dtype=torch.long)
         segment = torch.full((n, width), -1, dtype=torch.long)  # -1 padding, 0 context, i+1 choice i
@@ -241,19 +242,19 @@ class HFBackend(Backend):
             position[b, :c] = torch.arange(c)
             at = c
             for i, (_, cont) in enumerate(members):
-                length = len(cont)
-                input_ids[b, at:at + length] = torch.tensor(cont, dtype=torch.long)
-                segment[b, at:at + length] = i + 1
-                position[b, at:at + length] = torch.arange(c, c + length)
+                fed = len(cont) - 1
+                input_ids[b, at:at + fed] = torch.tensor(cont[:-1], dtype=torch.long)
+                segment[b, at:at + fed] = i + 1
+                position[b, at:at + fed] = torch.arange(c, c + fed)
                 # token j of the choice is predicted from the position before it:
                 # the context's last token for j = 0, the choice's token j-1 after
-                predictors = [c - 1] + list(range(at, at + length - 1))
-                rows.extend([b] * length)
+                predictors = [c - 1] + list(range(at, at + fed))
+                rows.extend([b] * len(cont))
                 positions.extend(predictors)
                 targets.extend(cont)
-                owner.extend([k] * length)
+                owner.extend([k] * len(cont))
                 k += 1
-                at += length
+                at += fed
         seg_q, seg_k = segment[:, :, None], segment[:, None, :]
         causal = torch.ones((width, width), dtype=torch.bool).tril()
         allowed = causal & (seg_k >= 0) & ((seg_k == 0) | (seg_k == seg_q))
