@@ -23,12 +23,13 @@ import re
 from pathlib import Path
 from typing import Iterable
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .schema import COLUMNS, KEY_COLUMNS, SchemaError, conform, empty_table
+from .schema import COLUMNS, KEY_COLUMNS, SCHEMA, SchemaError, conform, empty_table
 
 RECORDS_FILE = "records.parquet"
 META_FILE = "meta.json"
@@ -58,29 +59,99 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def write_table(table: pa.Table, path: Path) -> None:
-    """Write a records table to Parquet atomically."""
+#: File metadata key: the columns on which a file's rows are known unique (JSON),
+#: and which (checkpoint, task) pairs it holds, so a loader can skip deduplication.
+UNIQUE_KEY = b"forgetscope_unique"
+#: String columns with a handful of values per file: read dictionary-encoded
+#: (pandas: categorical), which costs nothing to decode and little memory.
+DICTIONARY_COLUMNS = [
+    "checkpoint", "model_fingerprint", "task", "task_fingerprint", "settings_hash",
+    "category", "backend", "settings",
+]
+
+
+def write_table(table: pa.Table, path: Path, unique_on: list[str] | None = None) -> None:
+    """Write a records table to Parquet atomically.
+
+    `unique_on`: the caller guarantees no two rows share these columns (e.g.
+    a run directory deduplicated on task, item_id, repeat); recorded in the
+    file so that `load_records` need not check again.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    if unique_on is not None:
+        groups = _groups(table)
+        if groups is not None:
+            note = json.dumps({"key": list(unique_on), "groups": groups}).encode()
+            table = table.replace_schema_metadata({**(table.schema.metadata or {}), UNIQUE_KEY: note})
     pq.write_table(table, tmp, compression="zstd")
     os.replace(tmp, path)
 
 
-def read_table(path: Path, columns: list[str] | None = None) -> pa.Table:
+def _groups(table: pa.Table, limit: int = 1000) -> list[list[str]] | None:
+    """The distinct (checkpoint, task) pairs of a table, or None if more than `limit`."""
+    if table.num_rows == 0:
+        return []
+    pairs = table.select(["checkpoint", "task"]).group_by(["checkpoint", "task"]).aggregate([])
+    if pairs.num_rows > limit:
+        return None
+    return sorted([str(c), str(t)] for c, t in zip(pairs.column(0).to_pylist(), pairs.column(1).to_pylist()))
+
+
+def read_table(path: Path, columns: list[str] | None = None, *, dictionary: bool = False) -> pa.Table:
+    """Read a records file (all columns, conformed to the schema, or just `columns`).
+
+    dictionary=True reads the DICTIONARY_COLUMNS dictionary-encoded, as
+    Parquet stores them (no decoding, a fraction of the memory).
+    """
+    wanted = columns if columns else None
+    read_dictionary = [c for c in DICTIONARY_COLUMNS if columns is None or c in columns] if dictionary else None
     try:
-        table = pq.read_table(path, columns=columns if columns else None)
+        table = pq.read_table(path, columns=wanted, read_dictionary=read_dictionary)
     except FileNotFoundError:
         raise StoreError(f"{path}: file not found") from None
     except (pa.ArrowInvalid, OSError) as exc:
         raise StoreError(
             f"{path}: not a readable Parquet file ({exc}); delete it and re-run to rescore"
         ) from None
-    if columns:
+    if columns or _conforms(table.schema):
         return table
+    if dictionary:  # conform casts to the plain types; decode first
+        table = pa.table({n: c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c
+                          for n, c in zip(table.column_names, table.columns)})
     try:
-        return conform(table, str(path))
+        table = conform(table, str(path))
     except SchemaError as exc:
         raise StoreError(str(exc)) from None
+    if dictionary:  # encoded again, as a conforming file reads, so that the two concatenate
+        for name in DICTIONARY_COLUMNS:
+            index = table.schema.get_field_index(name)
+            table = table.set_column(index, name, table.column(name).dictionary_encode())
+    return table
+
+
+def _conforms(schema: pa.Schema) -> bool:
+    """Whether a table already has exactly the schema's columns and types (dictionary-encoded allowed)."""
+    if schema.names != SCHEMA.names:
+        return False
+    for field, wanted in zip(schema, SCHEMA):
+        kind = field.type.value_type if pa.types.is_dictionary(field.type) else field.type
+        if not kind.equals(wanted.type):
+            return False
+    return True
+
+
+def unique_note(path: Path) -> dict | None:
+    """The file's uniqueness note (see `write_table`), or None."""
+    try:
+        metadata = pq.read_schema(path).metadata or {}
+    except (pa.ArrowInvalid, OSError):
+        return None
+    note = metadata.get(UNIQUE_KEY)
+    try:
+        return json.loads(note) if note else None
+    except ValueError:
+        return None
 
 
 class RunDir:
@@ -144,7 +215,7 @@ class RunDir:
                 table = table.set_column(index, "checkpoint", pa.array([checkpoint] * table.num_rows, pa.string()))
                 changed = True
         if parts or changed or not self.final.exists():
-            write_table(table, self.final)
+            write_table(table, self.final, unique_on=RUN_KEY_COLUMNS)  # read() deduplicated it
             for part in parts:
                 part.unlink(missing_ok=True)
         return table
@@ -154,13 +225,78 @@ class RunDir:
 RUN_KEY_COLUMNS = ["task", "item_id", "repeat"]
 
 
+#: From this many rows on, dedupe takes the integer-code route (below: pandas).
+FAST_DEDUPE_ROWS = 50_000
+
+
 def dedupe(table: pa.Table, key: list[str] = KEY_COLUMNS) -> pa.Table:
-    """Keep the first row of each key (default: checkpoint, task, item_id, repeat)."""
+    """Keep the first row of each key (default: checkpoint, task, item_id, repeat).
+
+    Keys are turned into exact integer codes (dictionary indices, integers,
+    hashed-and-verified strings: see analysis._strings), so ten million rows
+    take about a second rather than the many seconds of a pandas
+    `duplicated` over string columns.
+    """
     if table.num_rows == 0:
         return table
-    keys = table.select(key).to_pandas()
-    keep = ~keys.duplicated(keep="first").to_numpy()
+    # Small tables: pandas is quick enough, and the fast route's import is not needed.
+    codes = _key_codes(table, key) if table.num_rows >= FAST_DEDUPE_ROWS else None
+    if codes is None:  # the exact string route, slow but always right
+        keep = ~table.select(key).to_pandas().duplicated(keep="first").to_numpy()
+    else:
+        codes, n_distinct = codes
+        if n_distinct == table.num_rows:
+            return table
+        keep = ~pd.Series(codes).duplicated(keep="first").to_numpy()
     return table if keep.all() else table.filter(pa.array(keep))
+
+
+def _key_codes(table: pa.Table, key: list[str]) -> tuple[np.ndarray, int] | None:
+    """Dense codes (0..U-1) of the key columns taken together, or None when not exact here."""
+    from .analysis import _strings
+
+    codes, size = np.zeros(table.num_rows, dtype=np.int64), 1
+    texts = []
+    for name in key:
+        column = table.column(name)
+        kind = column.type
+        if pa.types.is_dictionary(kind):
+            column = pa.table({name: column}).unify_dictionaries().column(0)
+            n_values = len(column.chunk(0).dictionary) if column.num_chunks else 0
+            indices = pa.chunked_array([c.indices for c in column.chunks], type=kind.index_type)
+            values = indices.fill_null(n_values).to_numpy().astype(np.int64)
+            n_values += 1
+        elif pa.types.is_integer(kind) or pa.types.is_boolean(kind):
+            if column.null_count:
+                return None
+            values = column.to_numpy().astype(np.int64)
+            low = int(values.min())
+            values -= low
+            n_values = int(values.max()) + 1
+            if n_values > 1 << 32:
+                values, n_values = _dense(values)
+        elif _strings.is_text(column):
+            texts.append(column)
+            continue
+        else:
+            return None
+        if size * n_values >= 1 << 62:
+            codes, size = _dense(codes)
+        codes = codes * n_values + values
+        size *= n_values
+    for column in texts:  # each hashed together with the codes so far, so the result stays dense
+        found = _strings.text_codes([column], salt=codes if size > 1 else None)
+        if found is None:
+            return None
+        codes, size = found
+    if not texts:
+        codes, size = _dense(codes)
+    return codes, size
+
+
+def _dense(values: np.ndarray) -> tuple[np.ndarray, int]:
+    codes, uniques = pd.factorize(values)
+    return codes.astype(np.int64), len(uniques)
 
 
 def records_files(path: Path) -> list[Path]:
@@ -174,15 +310,38 @@ def records_files(path: Path) -> list[Path]:
 
 
 def load_records(paths: Iterable[Path | str], columns: list[str] | None = None) -> pd.DataFrame:
-    """Read records from files or directories into one DataFrame (deduplicated)."""
+    """Read records from files or directories into one DataFrame (deduplicated).
+
+    `columns` reads only those (e.g. schema.ANALYSIS_COLUMNS for a
+    comparison: a fraction of the time and memory). The low-cardinality text
+    columns (DICTIONARY_COLUMNS: checkpoint, task, category, ...) come back
+    as pandas categoricals. Rows are deduplicated on the key columns (first
+    row wins) unless the files say they are unique and hold different
+    (checkpoint, task) pairs, which is what forgetscope's own run
+    directories write.
+    """
     files = [f for p in paths for f in records_files(Path(p))]
     if not files:
         raise StoreError("no records found; run `forgetscope eval` first or check the path")
-    tables = [read_table(f, columns) for f in files]
+    tables = [read_table(f, columns, dictionary=True) for f in files]
     table = pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
-    if columns is None or all(c in (columns or []) for c in KEY_COLUMNS):
+    if (columns is None or all(c in columns for c in KEY_COLUMNS)) and not _known_unique(files):
         table = dedupe(table)
     return table.to_pandas()
+
+
+def _known_unique(files: list[Path]) -> bool:
+    """Whether the rows of these files together are unique on KEY_COLUMNS, by their notes alone."""
+    seen: set[tuple[str, str]] = set()
+    for path in files:
+        note = unique_note(path)
+        if not note or not set(note.get("key", [])) <= set(KEY_COLUMNS):
+            return False
+        groups = {tuple(g) for g in note.get("groups", [])}
+        if groups & seen:  # two files hold the same (checkpoint, task): rows may repeat
+            return False
+        seen |= groups
+    return True
 
 
 def save_records(frame: pd.DataFrame | pa.Table, path: Path | str) -> Path:

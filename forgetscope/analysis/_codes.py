@@ -4,7 +4,8 @@ Pairing two checkpoints and counting transitions per group are joins and
 group-bys. Done on strings they cost seconds per million rows, so every key is
 turned into integers first and the rest is numpy (bincount, lookup tables).
 The helpers take the cheapest exact route they can prove correct: categorical
-codes, item ids that are integers written as text, or a hash factorisation as
+codes, item ids that are integers written as text, other text ids hashed by
+numpy and verified byte for byte (`_strings`), or a pandas factorisation as
 the general fallback. None of them loops over rows in Python.
 """
 
@@ -24,6 +25,16 @@ _POWERS_OF_TEN = 10 ** np.arange(1, 19, dtype=np.int64)
 
 def is_categorical(series: pd.Series) -> bool:
     return isinstance(series.dtype, pd.CategoricalDtype)
+
+
+def _arrow_chunks(series: pd.Series) -> pa.ChunkedArray | None:
+    """The column as its Arrow string chunks (no copy), when it is stored that way."""
+    dtype = series.dtype
+    if isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow" or (
+        isinstance(dtype, pd.ArrowDtype) and pa.types.is_string(dtype.pyarrow_dtype)
+    ):
+        return pa.chunked_array(pa.array(series))
+    return None
 
 
 def _arrow_strings(series: pd.Series) -> pa.Array | None:
@@ -113,20 +124,28 @@ def fixed_width(series: pd.Series) -> tuple[int, np.ndarray | None] | None:
     digests. Width 0 (every value empty) gives (0, None). None when not
     applicable (other storage, nulls, varying lengths).
     """
-    arrow = _arrow_strings(series)
-    if arrow is None or arrow.null_count or len(arrow) == 0:
+    chunked = _arrow_chunks(series)
+    if chunked is None or chunked.null_count or len(chunked) == 0:
         return None
-    n = len(arrow)
-    offset_type = np.int64 if pa.types.is_large_string(arrow.type) else np.int32
-    size = np.dtype(offset_type).itemsize
-    offsets = np.frombuffer(arrow.buffers()[1], dtype=offset_type, count=n + 1, offset=arrow.offset * size)
-    width = int(offsets[1] - offsets[0])
-    if (np.diff(offsets) != width).any():
-        return None
-    if width == 0:
+    width, parts = None, []
+    for arrow in chunked.chunks:
+        n = len(arrow)
+        if n == 0:
+            continue
+        offset_type = np.int64 if pa.types.is_large_string(arrow.type) else np.int32
+        size = np.dtype(offset_type).itemsize
+        offsets = np.frombuffer(arrow.buffers()[1], dtype=offset_type, count=n + 1, offset=arrow.offset * size)
+        first = int(offsets[1] - offsets[0])
+        if width is None:
+            width = first
+        if first != width or (np.diff(offsets) != width).any():
+            return None
+        if width:
+            data = np.frombuffer(arrow.buffers()[2], dtype=np.uint8)
+            parts.append(data[offsets[0]: offsets[0] + n * width].view(f"V{width}"))
+    if not width:
         return 0, None
-    data = np.frombuffer(arrow.buffers()[2], dtype=np.uint8)
-    return width, data[offsets[0]: offsets[0] + n * width].view(f"V{width}")
+    return width, parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def _as_integers(series: pd.Series) -> np.ndarray | None:
@@ -158,9 +177,9 @@ def _as_integers(series: pd.Series) -> np.ndarray | None:
 
 def not_equal(b: pd.Series, a: pd.Series) -> np.ndarray:
     """Row-wise b != a for two equally long columns (missing counts as different)."""
-    arrow_b, arrow_a = _arrow_strings(b), _arrow_strings(a)
-    if arrow_b is not None and arrow_a is not None:
-        return pc.fill_null(pc.not_equal(arrow_b, arrow_a), True).to_numpy(zero_copy_only=False)
+    arrow_b, arrow_a = _arrow_chunks(b), _arrow_chunks(a)
+    if arrow_b is not None and arrow_a is not None:  # chunk by chunk, no combined copies
+        return pc.fill_null(pc.not_equal(arrow_b, arrow_a), True).to_numpy()
     if is_categorical(b) and is_categorical(a) and b.cat.categories.equals(a.cat.categories):
         codes_b, codes_a = b.cat.codes.to_numpy(), a.cat.codes.to_numpy()
         return (codes_b != codes_a) | (codes_b < 0)
@@ -199,6 +218,42 @@ def encode_ids(b: pd.Series, a: pd.Series | None) -> tuple[np.ndarray, np.ndarra
     codes, uniques = pd.factorize(pd.concat([b, a], ignore_index=True))
     codes = codes.astype(np.int64)
     return codes[: len(b)], codes[len(b):], max(len(uniques), 1)
+
+
+def encode_items(
+    task_b: np.ndarray, ids_b: pd.Series, task_a: np.ndarray | None, ids_a: pd.Series | None, n_tasks: int
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """One int64 code per (task, item_id) for the rows of one or both sides.
+
+    Equal codes iff equal (task code, item id), on a code book shared by both
+    sides. Integer ids (or their canonical text) combine with the task code
+    arithmetically; other text ids are hashed exactly (see `_strings`), which
+    is several times faster than a string hash table at millions of rows.
+    """
+    from . import _strings
+
+    two = ids_a is not None
+    if len(ids_b) and not _looks_integer(ids_b.iloc[0]):
+        columns = [ids_b] + ([ids_a] if two else [])
+        arrows = [_arrow_chunks(c) for c in columns]  # chunks as they are: no copy of 10M strings
+        if all(a is not None for a in arrows):
+            salt = task_b if not two else np.concatenate([task_b, task_a])
+            found = _strings.text_codes(arrows, salt=salt)
+            if found is not None:
+                codes, _ = found
+                return (codes[: len(ids_b)], codes[len(ids_b):]) if two else (codes, None)
+    id_b, id_a, span = encode_ids(ids_b, ids_a)
+    if n_tasks * span >= 2**62:
+        ids, span = dense_codes(id_b if id_a is None else np.concatenate([id_b, id_a]))
+        id_b, id_a = ids[: len(id_b)], (None if id_a is None else ids[len(id_b):])
+    return combine(task_b, span, id_b), (None if id_a is None else combine(task_a, span, id_a))
+
+
+def _looks_integer(value) -> bool:
+    """Could this id be an integer (then the column may take the arithmetic route)?"""
+    if isinstance(value, (int, np.integer)):
+        return True
+    return isinstance(value, str) and value.lstrip("+-").isdigit()
 
 
 def small_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

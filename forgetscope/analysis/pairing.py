@@ -85,7 +85,7 @@ def pair_records(
     src_b, src_a = join.src_b, join.src_a
     dropped = pd.DataFrame(columns=DROPPED_COLUMNS)
     if any(len(p[0]) for p in join.problems.values()):
-        mismatches = _mismatch_table(join.problems, join.tasks, join.span)
+        mismatches = _mismatch_table(join.problems, join.tasks)
         if not identical_only:
             raise ItemMismatchError(_mismatch_message(mismatches), mismatches)
         bad = np.unique(np.concatenate([p[0] for p in join.problems.values()]))
@@ -128,11 +128,10 @@ class _Join:
     tasks: pd.Index
     rep_b: np.ndarray  # repeat code per before row
     rep_values: np.ndarray
-    item_b: np.ndarray  # item key (task code · span + id code) per before row
-    span: int
+    item_b: np.ndarray  # item code (one per distinct task and item_id, shared with after) per before row
     src_b: np.ndarray | None  # before rows of the pairs (None: all, in order)
     src_a: np.ndarray | None  # after rows of the pairs (None: all, in order)
-    problems: dict  # reason -> (item keys, frame, rows)
+    problems: dict  # reason -> (item codes, task codes, frame, rows)
     notes: list[str]
 
 
@@ -147,15 +146,14 @@ def _aligned(before: pd.DataFrame, after: pd.DataFrame) -> bool:
 def _join_aligned(before: pd.DataFrame, after: pd.DataFrame) -> _Join:
     task_b, tasks = _codes.factorize(before["task"])
     rep_b, _, rep_values = _codes.joint_small_codes(_raw_int(before, "repeat"), None)
-    id_b, _, span = _codes.encode_ids(before["item_id"], None)
+    item_b, _ = _codes.encode_items(task_b, before["item_id"], None, None, len(tasks))
     n_reps = len(rep_values)
-    if len(tasks) * span * n_reps >= 2**62:
-        id_b, span = _codes.dense_codes(id_b)
-    item_b = _codes.combine(task_b, span, id_b)
+    if n_reps > 1 and int(item_b.max(initial=0)) >= 2**62 // n_reps:
+        item_b = _codes.dense_codes(item_b)[0]
     _check_unique(_codes.combine(item_b, n_reps, rep_b) if n_reps > 1 else item_b, before, None, "before")
     changed = np.flatnonzero(_changed(before, None, after, None))
-    problems = {"changed": (item_b[changed], before, changed)} if len(changed) else {}
-    return _Join(task_b, tasks, rep_b, rep_values, item_b, span, None, None, problems, [])
+    problems = {"changed": (item_b[changed], task_b[changed], before, changed)} if len(changed) else {}
+    return _Join(task_b, tasks, rep_b, rep_values, item_b, None, None, problems, [])
 
 
 def _join(before: pd.DataFrame, after: pd.DataFrame) -> _Join:
@@ -164,15 +162,14 @@ def _join(before: pd.DataFrame, after: pd.DataFrame) -> _Join:
     rep_b, rep_a, rep_values = _codes.joint_small_codes(_raw_int(before, "repeat"), _raw_int(after, "repeat"))
     n_reps = len(rep_values)
     keep_b, keep_a, notes = _common_repeats(task_b, rep_b, task_a, rep_a, tasks, rep_values)
-    id_b, id_a, span = _codes.encode_ids(before["item_id"], after["item_id"])
-    if len(tasks) * span * n_reps >= 2**62:
-        ids, span = _codes.dense_codes(np.concatenate([id_b, id_a]))
-        id_b, id_a = ids[:nb], ids[nb:]
-    item_b, item_a = _codes.combine(task_b, span, id_b), _codes.combine(task_a, span, id_a)
+    item_b, item_a = _codes.encode_items(task_b, before["item_id"], task_a, after["item_id"], len(tasks))
+    if n_reps > 1 and max(int(item_b.max(initial=0)), int(item_a.max(initial=0))) >= 2**62 // n_reps:
+        items, _ = _codes.dense_codes(np.concatenate([item_b, item_a]))
+        item_b, item_a = items[:nb], items[nb:]
     rows_b = None if keep_b is None else np.flatnonzero(keep_b)
     rows_a = None if keep_a is None else np.flatnonzero(keep_a)
-    key_b = _codes.combine(item_b, n_reps, rep_b)
-    key_a = _codes.combine(item_a, n_reps, rep_a)
+    key_b = _codes.combine(item_b, n_reps, rep_b) if n_reps > 1 else item_b
+    key_a = _codes.combine(item_a, n_reps, rep_a) if n_reps > 1 else item_a
     key_b = key_b if rows_b is None else key_b[rows_b]
     key_a = key_a if rows_a is None else key_a[rows_a]
     _check_unique(key_b, before, rows_b, "before")
@@ -199,11 +196,11 @@ def _join(before: pd.DataFrame, after: pd.DataFrame) -> _Join:
     changed = np.flatnonzero(_changed(before, src_b, after, src_a))
     changed = changed if src_b is None else src_b[changed]
     problems = {
-        "changed": (item_b[changed], before, changed),
-        "only_before": (item_b[only_b], before, only_b),
-        "only_after": (item_a[only_a], after, only_a),
+        "changed": (item_b[changed], task_b[changed], before, changed),
+        "only_before": (item_b[only_b], task_b[only_b], before, only_b),
+        "only_after": (item_a[only_a], task_a[only_a], after, only_a),
     }
-    return _Join(task_b, tasks, rep_b, rep_values, item_b, span, src_b, src_a, problems, notes)
+    return _Join(task_b, tasks, rep_b, rep_values, item_b, src_b, src_a, problems, notes)
 
 
 def _check_unique(keys: np.ndarray, frame: pd.DataFrame, rows: np.ndarray | None, name: str) -> None:
@@ -341,17 +338,17 @@ def _changed(before, rows_b, after, rows_a) -> np.ndarray:
     return differs
 
 
-def _mismatch_table(problems: dict, tasks: pd.Index, span: int) -> pd.DataFrame:
+def _mismatch_table(problems: dict, tasks: pd.Index) -> pd.DataFrame:
     """One row per (offending item, reason): task, item_id, reason."""
     parts = []
-    for reason, (items, frame, rows) in problems.items():
+    for reason, (items, task_codes, frame, rows) in problems.items():
         if not len(items):
             continue
         _, first = np.unique(items, return_index=True)
         parts.append(
             pd.DataFrame(
                 {
-                    "task": np.asarray(tasks)[items[first] // span],
+                    "task": np.asarray(tasks)[task_codes[first]],
                     "item_id": frame["item_id"].iloc[rows[first]].to_numpy(),
                     "reason": reason,
                 }
