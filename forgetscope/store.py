@@ -254,6 +254,7 @@ def dedupe(table: pa.Table, key: list[str] = KEY_COLUMNS) -> pa.Table:
 def _key_codes(table: pa.Table, key: list[str]) -> tuple[np.ndarray, int] | None:
     """Dense codes (0..U-1) of the key columns taken together, or None when not exact here."""
     from .analysis import _strings
+    from .analysis._codes import dense_codes as _dense
 
     codes, size = np.zeros(table.num_rows, dtype=np.int64), 1
     texts = []
@@ -292,11 +293,6 @@ def _key_codes(table: pa.Table, key: list[str]) -> tuple[np.ndarray, int] | None
     if not texts:
         codes, size = _dense(codes)
     return codes, size
-
-
-def _dense(values: np.ndarray) -> tuple[np.ndarray, int]:
-    codes, uniques = pd.factorize(values)
-    return codes.astype(np.int64), len(uniques)
 
 
 def records_files(path: Path) -> list[Path]:
