@@ -233,6 +233,14 @@ def demo(
     run_demo(output, quick=quick, seed=seed, console=_console())
 
 
+# Commands of other features live in their own modules (forgetscope/cli_*.py),
+# which define them with `@app.command` on this app; importing them registers them.
+_COMMAND_MODULES = [
+]
+for _module in _COMMAND_MODULES:
+    __import__(f"forgetscope.{_module}")
+
+
 def main() -> None:  # console-script entry point
     try:
         app()
