@@ -8,6 +8,7 @@
 
 from .chance import chance_forgetting, chance_terms, max_forgetting
 from .pairing import ItemMismatchError, PairedItems, PairingError, pair_records
+from .sequence import checkpoint_sequence
 from .stats import bootstrap_ci, mcnemar_p
 from .transitions import (
     HEADLINE_COLUMNS,
@@ -28,6 +29,7 @@ __all__ = [
     "bootstrap_ci",
     "chance_forgetting",
     "chance_terms",
+    "checkpoint_sequence",
     "compare_records",
     "max_forgetting",
     "mcnemar_p",
