@@ -22,6 +22,7 @@ from .base import (
     LoglikelihoodRequest,
     LoglikelihoodResult,
 )
+from .gguf_cache import gguf_cache_enabled, load_gguf_cached
 
 # Architectures whose logits are exactly lm_head(final hidden state): for these
 # we can apply the head to the continuation positions only.
@@ -80,11 +81,18 @@ def load_model_and_tokenizer(
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
     if revision:
         kwargs["revision"] = revision
-    if gguf_file:
-        kwargs["gguf_file"] = gguf_file
+
+    def load(source: str, **extra):
+        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs, **extra)
+        return AutoModelForCausalLM.from_pretrained(source, dtype=_torch_dtype(dtype), **kwargs, **extra), tokenizer
+
     try:
-        tokenizer = AutoTokenizer.from_pretrained(model, **kwargs)
-        lm = AutoModelForCausalLM.from_pretrained(model, dtype=_torch_dtype(dtype), **kwargs)
+        if gguf_file and Path(model, gguf_file).is_file() and gguf_cache_enabled():
+            lm, tokenizer, _ = load_gguf_cached(Path(model, gguf_file), dtype,
+                                                convert=lambda: load(model, gguf_file=gguf_file),
+                                                load=lambda converted: load(str(converted)))
+        else:
+            lm, tokenizer = load(model, **({"gguf_file": gguf_file} if gguf_file else {}))
     except ImportError as exc:  # e.g. gguf not installed
         raise BackendError(f"cannot load {model!r}: {exc}. For GGUF files: pip install gguf accelerate") from None
     except ValueError as exc:  # transformers reports missing optional packages this way too

@@ -41,3 +41,24 @@ def test_gguf_model_scores_easy_items_and_batches_invariantly(tmp_path):
     assert one["correct"].tolist() == many["correct"].tolist()
     diffs = [abs(a - b) for x, y in zip(one["loglikelihoods"], many["loglikelihoods"]) for a, b in zip(x, y)]
     assert max(diffs) < 1e-4
+
+
+def test_converted_gguf_copy_scores_exactly_like_the_gguf(tmp_path, monkeypatch):
+    """The cached conversion (see backends/gguf_cache.py) changes load time, never a score."""
+    from forgetscope.backends.gguf_cache import converted_dir
+
+    monkeypatch.setenv("FORGETSCOPE_CACHE", str(tmp_path / "cache"))
+    items = [multiple_choice_item(f"q{i}", f"Question: What is {i} plus {i}?\nAnswer:",
+                                  [str(2 * i), str(2 * i + 1), str(i), "many"], 0) for i in range(6)]
+    task = Task("sums", items)
+    gguf = _model_dir() / GGUF
+    monkeypatch.setenv("FORGETSCOPE_GGUF_CACHE", "0")
+    direct = evaluate(str(gguf), [task], tmp_path / "a", EvalSettings(batch_size=4)).sort_values("item_id")
+    assert not converted_dir(gguf, "float32").exists()
+    monkeypatch.setenv("FORGETSCOPE_GGUF_CACHE", "1")
+    first = evaluate(str(gguf), [task], tmp_path / "b", EvalSettings(batch_size=4)).sort_values("item_id")
+    assert converted_dir(gguf, "float32").exists()
+    cached = evaluate(str(gguf), [task], tmp_path / "c", EvalSettings(batch_size=4)).sort_values("item_id")
+    for frame in (first, cached):
+        assert frame["loglikelihoods"].map(list).tolist() == direct["loglikelihoods"].map(list).tolist()
+        assert frame["model_fingerprint"].tolist() == direct["model_fingerprint"].tolist()
