@@ -236,6 +236,7 @@ def demo(
 # Commands of other features live in their own modules (forgetscope/cli_*.py),
 # which define them with `@app.command` on this app; importing them registers them.
 _COMMAND_MODULES = [
+    "cli_report",
 ]
 for _module in _COMMAND_MODULES:
     __import__(f"forgetscope.{_module}")

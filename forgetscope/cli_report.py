@@ -1,0 +1,282 @@
+"""`forgetscope sequence`, `heatmap` and `report`: follow items through several checkpoints, and draw it.
+
+`sequence` evaluates (through the cache) or reads each checkpoint, like
+`compare`; `heatmap` and `report` work on stored results only, so they never
+load a model.
+
+Checkpoint order for `heatmap` and `report` (RESULTS hold several checkpoints):
+`--order NAME,NAME,...` (full names or the short names the figures show), or
+`--manifest RUN` (the run's training order); by default the order in which
+the RESULTS arguments are given, and within one argument the checkpoint names
+in natural order ("step-9" before "step-10").
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .cli import (
+    BackendOpt, BatchOpt, BosOpt, DelimOpt, DeviceOpt, DtypeOpt, FewshotOpt, FewshotSeedOpt, FewshotSourceOpt,
+    GGUFOpt, LimitOpt, MaxLenOpt, MaxNewOpt, MetricOpt, OutputOpt, RemoteOpt, RepeatsOpt, SeedOpt, TaskOpt,
+    TempOpt, TemplateOpt, ThreadsOpt, TopPOpt, _console, _errors, _fail, _load_tasks, _settings, app,
+)
+
+ResultsArg = Annotated[list[Path], typer.Argument(help="Results directories or records files (from eval/compare/demo).")]
+OrderOpt = Annotated[Optional[str], typer.Option(
+    help="Checkpoint order: NAME1,NAME2,... (full or short names). Default: the manifest's order with --manifest, "
+         "else the order of the RESULTS arguments, and within one argument the names in natural order.")]
+ManifestOpt = Annotated[Optional[Path], typer.Option(help="A training run's manifest.json (or its directory): its order.")]
+IdenticalOpt = Annotated[bool, typer.Option(help="Keep only items identical at every checkpoint.")]
+BootOpt = Annotated[int, typer.Option(help="Bootstrap resamples for the 95% CIs.")]
+
+
+def _sequence_errors():
+    from .analysis.sequence import SequenceError
+
+    return _errors() + (SequenceError, ValueError)
+
+
+@app.command()
+def sequence(
+    checkpoints: Annotated[list[str], typer.Argument(
+        help="Checkpoints in training order: model dirs, hub ids, .gguf files, records files/dirs, or a run's "
+             "manifest.json (or its directory), which stands for all its checkpoints.")],
+    task: TaskOpt = [],  # noqa: B006 - typer needs a literal default
+    output: OutputOpt = Path("forgetscope-results"),
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the tables as JSON here.")] = None,
+    items_path: Annotated[Optional[Path], typer.Option(
+        "--items", help="Write every item's trajectory here (.csv or .parquet).")] = None,
+    show: Annotated[int, typer.Option(help="List this many items with the most forgetting events.")] = 10,
+    metric: MetricOpt = "acc", identical_only: IdenticalOpt = False, n_bootstrap: BootOpt = 1000,
+    backend: BackendOpt = "hf", device: DeviceOpt = "cpu", dtype: DtypeOpt = "float32", batch_size: BatchOpt = 16,
+    max_length: MaxLenOpt = None, repeats: RepeatsOpt = 1, seed: SeedOpt = 0, temperature: TempOpt = 0.0,
+    top_p: TopPOpt = 1.0, max_new_tokens: MaxNewOpt = None, gguf_file: GGUFOpt = None,
+    trust_remote_code: RemoteOpt = False, add_special_tokens: BosOpt = None, threads: ThreadsOpt = None,
+    limit: LimitOpt = None, num_fewshot: FewshotOpt = None, fewshot_source: FewshotSourceOpt = None,
+    fewshot_seed: FewshotSeedOpt = None, template: TemplateOpt = None, target_delimiter: DelimOpt = None,
+) -> None:
+    """Follow every item through a sequence of checkpoints: trajectories, forgetting events, first learned."""
+    from .analysis.sequence import RunManifest, checkpoint_sequence, is_manifest
+    from .compare import records_for
+    from .report.progress import ProgressBars
+
+    try:
+        sides: list[tuple[str, str | None]] = []
+        for arg in checkpoints:
+            if is_manifest(arg):
+                sides += [(str(c.path), c.name) for c in RunManifest.read(arg).checkpoints]
+            else:
+                sides.append((arg, None))
+        tasks = _load_tasks(task, limit, num_fewshot, fewshot_source, fewshot_seed, template, target_delimiter)
+        settings = _settings(backend, device, dtype, batch_size, max_length, repeats, seed, temperature, top_p,
+                             max_new_tokens, gguf_file, trust_remote_code, add_special_tokens, threads)
+        with ProgressBars() as progress:
+            frames = [records_for(arg, tasks, output, settings, name=name, progress=progress) for arg, name in sides]
+        seq = checkpoint_sequence(frames, metric=metric, identical_only=identical_only, n_bootstrap=n_bootstrap,
+                                  seed=seed)
+    except _sequence_errors() as exc:
+        _fail(str(exc))
+    _print_sequence(seq, show)
+    if json_path:
+        from .store import atomic_write_text
+
+        atomic_write_text(json_path, json.dumps(sequence_json(seq), indent=2))
+        typer.echo(f"wrote {json_path}")
+    if items_path:
+        _write_items(seq, items_path)
+        typer.echo(f"wrote {items_path}")
+
+
+@app.command()
+def heatmap(
+    results: ResultsArg,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Image file: .png or .svg.")] = Path("heatmap.png"),
+    kind: Annotated[str, typer.Option(
+        help="tasks (tasks × checkpoints), pairwise (checkpoint × checkpoint, one task), transitions (2×2 per "
+             "task, first vs last) or raster (items × checkpoints, one task).")] = "tasks",
+    value: Annotated[str, typer.Option(
+        help="Figure for tasks/pairwise: forgetting_true, backward_transfer_true, forgetting, backward_transfer, "
+             "acc_change, net_transfer_true, acc_after.")] = "forgetting_true",
+    pairs: Annotated[str, typer.Option(help="tasks: each checkpoint vs the previous (consecutive) or the first.")]
+    = "consecutive",
+    categories: Annotated[bool, typer.Option(help="tasks/transitions: one row per (task, category).")] = False,
+    task: Annotated[Optional[str], typer.Option("--task", "-t", help="The task (pairwise, raster).")] = None,
+    order: OrderOpt = None, manifest: ManifestOpt = None, metric: MetricOpt = "acc",
+    identical_only: IdenticalOpt = False,
+) -> None:
+    """Draw one heatmap from stored results (PNG or SVG; the same input gives the same file)."""
+    from .report import heatmaps
+
+    if kind not in ("tasks", "pairwise", "transitions", "raster"):
+        _fail(f"--kind {kind!r}: choose tasks, pairwise, transitions or raster")
+    if pairs not in ("consecutive", "first"):
+        _fail("--pairs takes consecutive or first")
+    if out.suffix.lower() not in (".png", ".svg"):
+        _fail(f"{out}: the image must end in .png or .svg")
+    try:
+        seq, _ = load_sequence(results, order, manifest, metric=metric, identical_only=identical_only, n_bootstrap=0)
+        if kind in ("pairwise", "raster") and task is None:
+            _fail(f"--kind {kind} needs --task (one of {', '.join(seq.tasks)})")
+        by = ["task", "category"] if categories else ["task"]
+        if kind == "tasks":
+            table = seq.consecutive(by) if pairs == "consecutive" else seq.from_first(by)
+            drawn = heatmaps.task_heatmap(table, value, rows=by)
+        elif kind == "transitions":
+            drawn = heatmaps.transition_heatmap(seq.pair_summary(0, -1, by), rows=by)
+        elif kind == "pairwise":
+            drawn = heatmaps.pairwise_heatmap(seq.pairwise(task, value), value,
+                                              title=f"{task}: {heatmaps.FIGURES[value].label}")
+        else:
+            drawn = heatmaps.raster_heatmap(seq.raster(task), title=f"{task}: correctness per item")
+        heatmaps.save_figure(drawn.figure, out)
+    except _sequence_errors() as exc:
+        _fail(str(exc))
+    typer.echo(f"wrote {out} ({drawn.matrix.shape[0]} × {drawn.matrix.shape[1]})")
+
+
+@app.command()
+def report(
+    results: ResultsArg,
+    out: Annotated[Path, typer.Option("--out", "-o", help="The HTML file.")] = Path("report.html"),
+    order: OrderOpt = None, manifest: ManifestOpt = None, metric: MetricOpt = "acc",
+    identical_only: IdenticalOpt = False, n_bootstrap: BootOpt = 1000,
+    top: Annotated[int, typer.Option(help="Forgotten and learned items listed per task.")] = 5,
+    title: Annotated[str, typer.Option(help="Report title.")] = "forgetscope report",
+) -> None:
+    """Write one self-contained HTML report (tables, heatmaps, items, settings): opens offline."""
+    from .report.html import render_report
+    from .store import atomic_write_text
+
+    try:
+        seq, records = load_sequence(results, order, manifest, metric=metric, identical_only=identical_only,
+                                     n_bootstrap=n_bootstrap)
+        atomic_write_text(out, render_report(seq, records, title=title, top=top))
+    except _sequence_errors() as exc:
+        _fail(str(exc))
+    typer.echo(f"wrote {out} ({len(seq.checkpoints)} checkpoints, {len(seq.tasks)} tasks)")
+
+
+# ------------------------------------------------------------------------- helpers
+def load_sequence(results: list[Path], order: str | None = None, manifest: Path | None = None, **options):
+    """(CheckpointSequence, records) of stored results, in the order described in the module docstring."""
+    import pandas as pd
+
+    from .analysis.sequence import RunManifest, SequenceError, checkpoint_sequence
+    from .report.heatmaps import short_names
+    from .schema import KEY_COLUMNS
+    from .store import load_records
+
+    frames, names = [], []
+    for path in results:
+        frame = load_records([path])
+        frame["checkpoint"] = frame["checkpoint"].astype(str)
+        frames.append(frame)
+        names += [n for n in sorted(frame["checkpoint"].unique(), key=_natural) if n not in names]
+    records = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    if len(frames) > 1:
+        records = records.drop_duplicates(KEY_COLUMNS, ignore_index=True)
+    if manifest is not None:
+        run = RunManifest.read(manifest)
+        found = {}
+        for name in names:
+            for entry in run.checkpoints:
+                if name == entry.name or _same_path(name, entry.path):
+                    found[entry.name] = name
+        missing = [e.name for e in run.checkpoints if e.name not in found]
+        if missing:
+            typer.echo(f"note: no records for manifest checkpoint(s) {', '.join(missing)}", err=True)
+        records["checkpoint"] = records["checkpoint"].map({v: k for k, v in found.items()}).fillna(records["checkpoint"])
+        names = [e.name for e in run.checkpoints if e.name in found]
+    if order:
+        wanted = [n.strip() for n in order.split(",") if n.strip()]
+        aliases = dict(zip(short_names(names), names)) | {n: n for n in names}
+        unknown = [n for n in wanted if n not in aliases]
+        if unknown:
+            raise SequenceError(f"--order names unknown checkpoint(s) {', '.join(unknown)}; the results hold "
+                                f"{', '.join(names)}")
+        names = [aliases[n] for n in wanted]
+    return checkpoint_sequence(records, names, **options), records
+
+
+def _natural(name: str) -> list:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def _same_path(name: str, path: Path) -> bool:
+    try:
+        return Path(name).resolve() == path
+    except (OSError, ValueError):
+        return False
+
+
+def sequence_json(seq) -> dict:
+    """The sequence's tables as JSON-safe lists of rows (NaN as null)."""
+    def rows(frame):
+        return json.loads(frame.to_json(orient="records"))
+
+    return {"checkpoints": seq.checkpoints, "metric": seq.metric, "tasks": rows(seq.task_summary()),
+            "consecutive": rows(seq.consecutive()), "from_first": rows(seq.from_first()), "notes": seq.notes}
+
+
+def _write_items(seq, path: Path) -> None:
+    import io
+
+    from .store import atomic_write_bytes
+
+    items = seq.items.assign(task=seq.items["task"].astype(str))
+    if path.suffix.lower() == ".parquet":
+        buffer = io.BytesIO()
+        items.to_parquet(buffer, index=False)
+        atomic_write_bytes(path, buffer.getvalue())
+    else:
+        atomic_write_bytes(path, items.to_csv(index=False).encode("utf-8"))
+
+
+def _print_sequence(seq, show: int) -> None:
+    from rich.table import Table
+
+    from .report.heatmaps import short_names
+    from .report.tables import comparison_table
+
+    console = _console()
+    short = dict(zip(seq.checkpoints, short_names(seq.checkpoints)))
+    for note in seq.notes:
+        console.print(f"[yellow]{note}[/yellow]")
+    if len(seq.dropped):
+        console.print(f"[yellow]compared identical items only; dropped {int(seq.dropped['n_dropped'].sum())} "
+                      "item rows that differ from the first checkpoint[/yellow]")
+    order = "  →  ".join(f"{i}: {short[n]}" for i, n in enumerate(seq.checkpoints))
+    console.print(f"checkpoints: {order}   metric = {seq.metric}")
+
+    def labelled(frame):
+        return frame.assign(before=frame["before"].map(short), after=frame["after"].map(short))
+
+    console.print(comparison_table(labelled(seq.consecutive()), "consecutive checkpoints", ["task", "before", "after"]))
+    if len(seq.checkpoints) > 2:
+        console.print(comparison_table(labelled(seq.from_first()), "relative to the first checkpoint",
+                                       ["task", "before", "after"]))
+    summary = seq.task_summary()
+    table = Table(title="items along the sequence (rows = items × repeats)", title_justify="left",
+                  header_style="bold")
+    for column in summary.columns:
+        table.add_column(column.replace("_", " "), justify="left" if column == "task" else "right")
+    for row in summary.itertuples(index=False):
+        table.add_row(*(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row))
+    console.print(table)
+    if show > 0:
+        ranked = seq.items[seq.items["forgetting_events"] > 0].sort_values("forgetting_events", ascending=False,
+                                                                          kind="stable").head(show)
+        listed = Table(title="most often forgotten items (trajectory: one digit per checkpoint)",
+                       title_justify="left", header_style="bold")
+        for column in ("task", "item_id", "repeat", "trajectory", "forgetting events", "first learned"):
+            listed.add_column(column)
+        for row in ranked.itertuples(index=False):
+            first = short.get(row.first_learned, "never") if row.first_learned else "never"
+            listed.add_row(str(row.task), str(row.item_id), str(row.repeat), row.trajectory,
+                           str(row.forgetting_events), first)
+        console.print(listed)
