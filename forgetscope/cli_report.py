@@ -123,11 +123,17 @@ def heatmap(
         if kind in ("pairwise", "raster") and task is None:
             _fail(f"--kind {kind} needs --task (one of {', '.join(seq.tasks)})")
         by = ["task", "category"] if categories else ["task"]
+        short = heatmaps.short_names(seq.checkpoints)
         if kind == "tasks":
             table = seq.consecutive(by) if pairs == "consecutive" else seq.from_first(by)
-            drawn = heatmaps.task_heatmap(table, value, rows=by)
+            scope = "each checkpoint vs the previous" if pairs == "consecutive" else f"vs {short[0]}"
+            drawn = heatmaps.task_heatmap(table, value, rows=by,
+                                          title=f"{heatmaps.FIGURES[value].label}, {scope}" if value in
+                                          heatmaps.FIGURES else None)
         elif kind == "transitions":
-            drawn = heatmaps.transition_heatmap(seq.pair_summary(0, -1, by), rows=by)
+            drawn = heatmaps.transition_heatmap(
+                seq.pair_summary(0, -1, by), rows=by,
+                title=f"{short[0]} → {short[-1]}: items per transition (colour = share, counts in cells)")
         elif kind == "pairwise":
             drawn = heatmaps.pairwise_heatmap(seq.pairwise(task, value), value,
                                               title=f"{task}: {heatmaps.FIGURES[value].label}")

@@ -151,9 +151,9 @@ def transition_heatmap(table: pd.DataFrame, *, rows: Sequence[str] = ("task",), 
     n_panels = len(labels)
     n_cols = max(1, min(max_columns, n_panels))
     n_rows = max(1, math.ceil(n_panels / n_cols))
-    panel, gap_x, gap_y, top, left = 1.5, 0.9, 0.75, 0.8, 0.9
-    width = _inches(left + n_cols * (panel + gap_x))
-    height = _inches(top + n_rows * (panel + gap_y) + 0.2)
+    panel, gap_x, gap_y, top, left, bottom = 1.5, 0.9, 0.75, 0.8, 0.9, 0.55
+    width = _inches(left + n_cols * panel + (n_cols - 1) * gap_x + 0.4)
+    height = _inches(top + n_rows * panel + (n_rows - 1) * gap_y + bottom)
     norm = Normalize(0.0, 1.0)
     with _style():
         figure = _new_figure(width, height)
@@ -162,7 +162,7 @@ def transition_heatmap(table: pd.DataFrame, *, rows: Sequence[str] = ("task",), 
         for p, label in enumerate(labels):
             r, c = divmod(p, n_cols)
             x0 = left + c * (panel + gap_x)
-            y0 = height - top - (r + 1) * (panel + gap_y) + gap_y
+            y0 = height - top - (r + 1) * panel - r * gap_y
             ax = figure.add_axes((x0 / width, y0 / height, panel / width, panel / height))
             total = counts[p].sum()
             shares = counts[p] / total if total else np.zeros((2, 2))
