@@ -38,6 +38,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from . import _codes
 from .pairing import PairingError, pair_records
 from .transitions import SUMMARY_COLUMNS, transition_summary
 
@@ -270,9 +271,7 @@ def _same_rows(base: pd.DataFrame, frame: pd.DataFrame) -> bool:
     """Whether a pairing with the first checkpoint kept exactly the base's rows, in order (the usual case)."""
     if len(base) != len(frame):
         return False
-    return all(np.array_equal(base[c].astype(str).to_numpy() if c != "repeat" else base[c].to_numpy(),
-                              frame[c].astype(str).to_numpy() if c != "repeat" else frame[c].to_numpy())
-               for c in _KEYS)
+    return all(_codes.same_values(base[c].reset_index(drop=True), frame[c].reset_index(drop=True)) for c in _KEYS)
 
 
 def _item_table(base: pd.DataFrame, correct: np.ndarray, names: list[str]) -> pd.DataFrame:
