@@ -50,24 +50,52 @@ metric_list:
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
-def write_items(path: Path, n: int, seed: int = 0, passage_sentences: int = 2) -> None:
-    """n four-choice items: a short passage and a question about it (context ~40-80 tokens)."""
+CHOICE_STYLES = ("phrases", "numbers", "letters")
+_NAMES = ["Ana", "Bo", "Cleo", "Dev", "Eli", "Fay", "Gus", "Hana", "Ivo", "Juno"]
+_THINGS = ["apples", "books", "coins", "stamps", "shells", "marbles", "pens", "cards"]
+_PLACES = ["the market", "the old bridge", "the library", "the harbour", "the school", "the bakery",
+           "the river bank", "the train station", "the garden", "the museum"]
+_ACTIONS = ["walks to", "cycles to", "runs to", "drives to", "rows to", "takes the bus to"]
+
+
+def write_items(path: Path, n: int, seed: int = 0, passage_sentences: int = 2, style: str = "phrases") -> None:
+    """n four-choice items: a short passage and a question about it (context ~40-80 tokens).
+
+    The choice style decides how much a harness can share between an item's four requests:
+    - phrases (ARC/HellaSwag-like): multi-token answers such as "cycles to the library";
+      lm-eval runs the context once per choice, forgetscope once per item;
+    - numbers: "23" vs "25": with per-digit tokenizers choices share their first tokens,
+      which lm-eval already groups (it runs context + continuation[:-1] once per distinct value);
+    - letters (MMLU-like): the options are in the prompt and the choices are " A".." D",
+      one token each: lm-eval too runs each context once, so only the LM head and the
+      log-softmax over the vocabulary (computed by lm-eval at every position) differ.
+    """
+    if style not in CHOICE_STYLES:
+        raise ValueError(f"style {style!r} is not one of {', '.join(CHOICE_STYLES)}")
     rng = random.Random(seed)
-    names = ["Ana", "Bo", "Cleo", "Dev", "Eli", "Fay", "Gus", "Hana", "Ivo", "Juno"]
-    things = ["apples", "books", "coins", "stamps", "shells", "marbles", "pens", "cards"]
     rows = []
     for i in range(n):
-        who, what = rng.choice(names), rng.choice(things)
-        a, b = rng.randint(2, 40), rng.randint(2, 40)
-        filler = " ".join(f"{rng.choice(names)} likes {rng.choice(things)} and walks to the market on day {rng.randint(1, 30)}."
-                          for _ in range(passage_sentences))
-        question = f"{filler} {who} has {a} {what} and gets {b} more. How many {what} does {who} have now?"
-        gold = str(a + b)
-        pool = {str(a + b + d) for d in (-3, -2, -1, 1, 2, 3, 10)} | {str(a * b), str(abs(a - b))}
-        pool.discard(gold)
-        choices = rng.sample(sorted(pool), 3) + [gold]
+        who, what = rng.choice(_NAMES), rng.choice(_THINGS)
+        filler = " ".join(f"{rng.choice(_NAMES)} likes {rng.choice(_THINGS)} and walks to the market on day "
+                          f"{rng.randint(1, 30)}." for _ in range(passage_sentences))
+        if style == "phrases":
+            options = rng.sample([f"{a} {p}" for a in _ACTIONS for p in _PLACES], 4)
+            question = f"{filler} On Sunday {who} {options[0]}. What does {who} do on Sunday?"
+            choices = [f"{who} {o}" for o in options]
+            gold = choices[0]
+        else:
+            a, b = rng.randint(2, 40), rng.randint(2, 40)
+            question = f"{filler} {who} has {a} {what} and gets {b} more. How many {what} does {who} have now?"
+            gold = str(a + b)
+            pool = {str(a + b + d) for d in (-3, -2, -1, 1, 2, 3, 10)} | {str(a * b), str(abs(a - b))}
+            pool.discard(gold)
+            choices = rng.sample(sorted(pool), 3) + [gold]
         rng.shuffle(choices)
-        rows.append({"id": f"b{i}", "question": question, "choices": choices, "answer": choices.index(gold)})
+        answer = choices.index(gold)
+        if style == "letters":
+            question += "".join(f"\n{letter}. {c}" for letter, c in zip("ABCD", choices))
+            choices = list("ABCD")
+        rows.append({"id": f"b{i}", "question": question, "choices": choices, "answer": answer})
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
@@ -134,6 +162,8 @@ def main(argv: list[str] | None = None) -> dict:
     source.add_argument("--build-tiny", type=Path, help="build (once) an ~8M-parameter random-init Llama here")
     parser.add_argument("--items", type=Path, help="multiple-choice JSONL (id, question, choices, answer)")
     parser.add_argument("--n-items", type=int, default=500, help="items to generate when --items is not given")
+    parser.add_argument("--choices", choices=CHOICE_STYLES, default="phrases",
+                        help="kind of generated choices (see write_items): phrases (default), numbers, letters")
     parser.add_argument("--lm-eval-python", default=os.environ.get("FORGETSCOPE_LMEVAL_PYTHON", sys.executable))
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--gguf-file", default=None, help="GGUF file inside --model (both tools load it)")
@@ -144,7 +174,7 @@ def main(argv: list[str] | None = None) -> dict:
     model = args.model or str(build_tiny_model(args.build_tiny))
     items_path = args.items or work / "items.jsonl"
     if not args.items:
-        write_items(items_path, args.n_items)
+        write_items(items_path, args.n_items, style=args.choices)
     n_items = sum(1 for _ in open(items_path))
 
     model_args = f"gguf_file={args.gguf_file}" if args.gguf_file else ""
@@ -155,7 +185,8 @@ def main(argv: list[str] | None = None) -> dict:
     same_norm = sum(ours[i]["acc_norm"] == r["acc_norm"] for i, r in theirs.items())
     max_diff = max(float(np.max(np.abs(np.subtract(ours[i]["ll"], r["ll"])))) for i, r in theirs.items())
     figures = {
-        "model": model, "items": n_items, "batch_size": args.batch_size,
+        "model": model, "items": n_items, "choices": None if args.items else args.choices,
+        "batch_size": args.batch_size,
         "acc_agreement": same_acc / len(theirs), "acc_norm_agreement": same_norm / len(theirs),
         "max_abs_loglikelihood_diff": max_diff,
         "disagreeing_items": [i for i, r in theirs.items() if (ours[i]["acc"], ours[i]["acc_norm"]) != (r["acc"], r["acc_norm"])][:20],
