@@ -237,6 +237,7 @@ def demo(
 # which define them with `@app.command` on this app; importing them registers them.
 _COMMAND_MODULES = [
     "cli_report",
+    "cli_import",
 ]
 for _module in _COMMAND_MODULES:
     __import__(f"forgetscope.{_module}")

@@ -1,0 +1,84 @@
+"""`forgetscope import lm-eval|lighteval PATH`: other tools' per-sample logs → records.
+
+A thin layer over forgetscope.importers: read the logs, write the records
+into the results directory, and say which directory to hand to `compare`,
+`report` or `gate`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .cli import OutputOpt, _console, _errors, _fail, app
+
+import_app = typer.Typer(
+    help="Import per-sample logs of lm-evaluation-harness or lighteval as records (no model is run).",
+    no_args_is_help=True,
+)
+app.add_typer(import_app, name="import")
+
+NameOpt = Annotated[Optional[str], typer.Option(
+    help="Checkpoint name in the records (default: the model named in the logs).")]
+ImportMetricOpt = Annotated[Optional[str], typer.Option(
+    "--metric", help="0/1 per-sample metric that says right or wrong for generative tasks "
+                     "(default: exact_match for lm-eval; em, exact_match, ... for lighteval).")]
+
+
+@import_app.command("lm-eval")
+def import_lmeval(
+    path: Annotated[Path, typer.Argument(help="A samples_<task>_<time>.jsonl file or the --output_path directory.")],
+    output: OutputOpt = Path("forgetscope-results"),
+    name: NameOpt = None,
+    metric: ImportMetricOpt = None,
+    filter_name: Annotated[Optional[str], typer.Option(
+        "--filter", help="Which filter's responses to import when a task logs several (e.g. strict-match).")] = None,
+) -> None:
+    """Import lm-evaluation-harness `--log_samples` output (samples_*.jsonl)."""
+    from .importers import LogFormatError, read_lmeval
+
+    try:
+        run = read_lmeval(path, checkpoint=name, metric=metric, filter_name=filter_name)
+    except (LogFormatError, *_errors()) as exc:
+        _fail(str(exc))
+    _write(run, output)
+
+
+@import_app.command("lighteval")
+def import_lighteval(
+    path: Annotated[Path, typer.Argument(help="A details_*.parquet file or a directory holding them.")],
+    output: OutputOpt = Path("forgetscope-results"),
+    name: NameOpt = None,
+    metric: ImportMetricOpt = None,
+) -> None:
+    """Import lighteval `--save-details` output (details_*.parquet)."""
+    from .importers import LogFormatError, read_lighteval
+
+    try:
+        run = read_lighteval(path, checkpoint=name, metric=metric)
+    except (LogFormatError, *_errors()) as exc:
+        _fail(str(exc))
+    _write(run, output)
+
+
+def _write(run, output: Path) -> None:
+    from .importers import write_run
+
+    try:
+        records_dir = write_run(run, output)
+    except (*_errors(), OSError) as exc:
+        _fail(str(exc))
+    console = _console()
+    records = run.records
+    summary = records.groupby("task", observed=True).agg(
+        n=("item_id", "nunique"), acc=("correct", "mean"), acc_norm=("correct_norm", "mean"))
+    for task, row in summary.iterrows():
+        console.print(f"{task}: n={int(row.n)}  acc={row.acc:.4f}  acc_norm={row.acc_norm:.4f}", highlight=False)
+    for note in run.notes:
+        console.print(f"[yellow]{note}[/yellow]")
+    console.print(f"imported {len(records)} rows of {run.checkpoint!r} ({run.backend}) into {records_dir}",
+                  highlight=False, soft_wrap=True)
+    console.print(f"compare it: forgetscope compare {records_dir} OTHER_RECORDS_OR_MODEL", highlight=False,
+                  soft_wrap=True)
