@@ -238,6 +238,7 @@ def demo(
 _COMMAND_MODULES = [
     "cli_report",
     "cli_import",
+    "cli_gate",
 ]
 for _module in _COMMAND_MODULES:
     __import__(f"forgetscope.{_module}")

@@ -1,0 +1,112 @@
+"""`forgetscope gate`: exit 1 when a candidate checkpoint forgot too much, 0 when not, 2 when it cannot tell.
+
+A thin command over forgetscope.gate. Each side is read or evaluated the way
+`compare` does it (compare.records_for): a stored records file or directory is
+read as it is, so the baseline need not be re-run; a model is evaluated on
+--task through the cache. Any bad input (unreadable file, missing task,
+mismatched items, no paired items, invalid config) exits 2, after writing an
+erroring JUnit case and summary where those were asked for: the gate fails
+closed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .cli import (BackendOpt, BatchOpt, BosOpt, DelimOpt, DeviceOpt, DtypeOpt, FewshotOpt, FewshotSeedOpt,
+                  FewshotSourceOpt, GGUFOpt, LimitOpt, MaxLenOpt, MaxNewOpt, OutputOpt, RemoteOpt, RepeatsOpt,
+                  SeedOpt, TaskOpt, TempOpt, TemplateOpt, ThreadsOpt, TopPOpt, _errors, _fail, _load_tasks,
+                  _settings, app)
+
+
+@app.command()
+def gate(
+    baseline: Annotated[str, typer.Option(help="Before: a records file/dir (no re-run) or a model.")],
+    candidate: Annotated[str, typer.Option(help="After: a model, or a records file/dir (e.g. imported logs).")],
+    task: TaskOpt = [],  # noqa: B006 - typer needs a literal default
+    config: Annotated[Optional[Path], typer.Option(
+        help="Thresholds per task/category: a .yaml or .toml file (see README, Release gate).")] = None,
+    max_forgetting: Annotated[Optional[float], typer.Option(
+        help="Largest chance-adjusted forgetting F_true allowed (default 0.02, or the config's).")] = None,
+    alpha: Annotated[Optional[float], typer.Option(
+        help="Significance level of the test that F_true exceeds the threshold (default 0.05).")] = None,
+    holm: Annotated[Optional[bool], typer.Option(
+        "--holm/--no-holm", help="Holm-adjust p-values across the gated tasks and categories (default off).")] = None,
+    metric: Annotated[Optional[str], typer.Option(help="acc, acc_norm, acc_per_token or exact_match.")] = None,
+    markdown: Annotated[Optional[Path], typer.Option(help="Write the markdown summary here.")] = None,
+    junit: Annotated[Optional[Path], typer.Option(help="Write JUnit XML here (one test case per group).")] = None,
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the decisions as JSON here.")] = None,
+    output: OutputOpt = Path("forgetscope-results"),
+    backend: BackendOpt = "hf", device: DeviceOpt = "cpu", dtype: DtypeOpt = "float32", batch_size: BatchOpt = 16,
+    max_length: MaxLenOpt = None, repeats: RepeatsOpt = 1, seed: SeedOpt = 0, temperature: TempOpt = 0.0,
+    top_p: TopPOpt = 1.0, max_new_tokens: MaxNewOpt = None, gguf_file: GGUFOpt = None,
+    trust_remote_code: RemoteOpt = False, add_special_tokens: BosOpt = None, threads: ThreadsOpt = None,
+    limit: LimitOpt = None, num_fewshot: FewshotOpt = None, fewshot_source: FewshotSourceOpt = None,
+    fewshot_seed: FewshotSeedOpt = None, template: TemplateOpt = None, target_delimiter: DelimOpt = None,
+) -> None:
+    """Release gate: fail (exit 1) when some task's chance-adjusted forgetting exceeds its threshold, significantly.
+
+    With two records sides, --task takes task names; with a model side, task specs (as `eval`)."""
+    from .compare import is_records_path, records_for
+    from .gate import GateConfigError, GateError, decide, load_config, to_json, to_junit_xml, to_markdown
+    from .report.progress import ProgressBars
+
+    outputs = {"markdown": markdown, "junit": junit, "json": json_path}
+    try:
+        gate_config = load_config(config, max_forgetting=max_forgetting, alpha=alpha, holm=holm, metric=metric)
+        if is_records_path(baseline) and is_records_path(candidate):
+            tasks = [_named(name) for name in task]
+        else:
+            tasks = _load_tasks(task, limit, num_fewshot, fewshot_source, fewshot_seed, template, target_delimiter)
+        settings = _settings(backend, device, dtype, batch_size, max_length, repeats, seed, temperature, top_p,
+                             max_new_tokens, gguf_file, trust_remote_code, add_special_tokens, threads)
+        with ProgressBars() as progress:
+            before = records_for(baseline, tasks, output, settings, progress=progress)
+            after = records_for(candidate, tasks, output, settings, progress=progress)
+        from .analysis import compare_records
+
+        comparison = compare_records(before, after, metric=gate_config.metric, n_bootstrap=0)
+        result = decide(comparison, gate_config, tasks=[t.name for t in tasks] or None,
+                        baseline=baseline, candidate=candidate)
+    except (GateConfigError, GateError, *_errors()) as exc:
+        _write_error(str(exc), outputs)
+        _fail(str(exc))
+    summary = to_markdown(result)
+    typer.echo(summary)
+    _write(outputs, summary, to_junit_xml(result), json.dumps(to_json(result), indent=2))
+    raise typer.Exit(result.exit_code)
+
+
+def _named(name: str):
+    """A task known only by name: records sides are filtered by it (compare.records_for needs `.name`)."""
+    from .tasks.base import Task
+
+    return Task(name, [])
+
+
+def _write(outputs: dict, summary: str, junit: str, json_text: str) -> None:
+    from .store import atomic_write_text
+
+    for key, text in (("markdown", summary), ("junit", junit), ("json", json_text)):
+        if outputs[key]:
+            atomic_write_text(Path(outputs[key]), text)
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary:  # GitHub Actions shows what is appended here on the run's page
+        with open(step_summary, "a", encoding="utf-8") as handle:
+            handle.write(summary + "\n")
+
+
+def _write_error(message: str, outputs: dict) -> None:
+    """Outputs that show CI a broken gate (never a passing one); writing them must not hide the error."""
+    from .gate import error_junit_xml, error_markdown
+
+    try:
+        _write(outputs, error_markdown(message), error_junit_xml(message),
+               json.dumps({"passed": False, "exit_code": 2, "error": message}, indent=2))
+    except OSError as exc:
+        typer.echo(f"warning: could not write the gate's outputs ({exc})", err=True)

@@ -1,0 +1,144 @@
+"""The gate's decisions for CI: a markdown summary, JUnit XML (one test case per group) and JSON.
+
+Each renderer takes a gate.GateResult. When the gate could not decide (bad
+input, exit 2), `error_markdown` and `error_junit_xml` still give CI a
+summary and a failing (erroring) test case, so a broken gate is never
+mistaken for a passing one.
+"""
+
+from __future__ import annotations
+
+import math
+import xml.etree.ElementTree as ET
+
+SUITE = "forgetscope gate"
+CLASSNAME = "forgetscope.gate"
+
+
+def _number(value, spec: str = ".3f") -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    return format(float(value), spec)
+
+
+def _p(value) -> str:
+    return _number(value, ".3g")
+
+
+def _count(value) -> str:
+    value = float(value)
+    return str(int(value)) if value.is_integer() else f"{value:.2f}"
+
+
+def _reason(row: dict) -> str:
+    """One line on why a group passed or failed."""
+    relation = ">" if row["over_threshold"] else "≤"
+    text = (f"F_true {_number(row['forgetting_true'])} {relation} {_number(row['max_forgetting'])} "
+            f"({_count(row['n_10'])} of {row['n']} items 1→0, F_chance {_number(row['forgetting_chance'])})")
+    if row["over_threshold"]:
+        side = "<" if row["significant"] else "≥"
+        text += f"; p {_p(row['p_adjusted'])} {side} α {_number(row['alpha'], 'g')}"
+    return text
+
+
+def to_markdown(result) -> str:
+    """A summary for people (and $GITHUB_STEP_SUMMARY): verdict, rule, one table row per group."""
+    config, rows = result.config, result.decisions.to_dict("records")
+    head = "PASSED" if result.passed else "FAILED"
+    lines = [f"## forgetscope gate: {head}", ""]
+    who = f"`{result.baseline}` → `{result.candidate}`, " if result.baseline or result.candidate else ""
+    correction = f", Holm-adjusted across {len(rows)} gated groups" if config.holm else ""
+    lines += [
+        f"{who}metric `{config.metric}`. A group fails when its chance-adjusted forgetting F_true exceeds "
+        f"its threshold and a one-sided binomial test of its 1→0 count says so at level α{correction}.", "",
+    ]
+    adjusted = config.holm
+    header = ["group", "N", "1→0", "0→1", "F", "F chance", "F true", "max F true", "p (F true > max)"]
+    header += ["p Holm"] if adjusted else []
+    header += ["α", "McNemar p", "result"]
+    lines += ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 2) + ["---"]) + "|"]
+    for row in rows:
+        verdict = "**FAIL**" if row["failed"] else row["verdict"]
+        cells = [row["group"].replace("|", "\\|"), str(row["n"]), _count(row["n_10"]), _count(row["n_01"]),
+                 _number(row["forgetting"]), _number(row["forgetting_chance"]), _number(row["forgetting_true"]),
+                 _number(row["max_forgetting"]), _p(row["p_value"])]
+        cells += [_p(row["p_adjusted"])] if adjusted else []
+        cells += [_number(row["alpha"], "g"), _p(row["mcnemar_p"]), verdict]
+        lines.append("| " + " | ".join(cells) + " |")
+    failed = result.failed_groups
+    lines.append("")
+    lines.append(f"{len(failed)} of {len(rows)} gated groups failed: {', '.join(failed)}." if failed
+                 else f"All {len(rows)} gated groups passed.")
+    lines += [f"- {note}" for note in result.notes]
+    return "\n".join(lines) + "\n"
+
+
+def to_junit_xml(result) -> str:
+    """JUnit XML: one <testcase> per gated group; a failing group has a <failure>."""
+    rows = result.decisions.to_dict("records")
+    failures = sum(bool(r["failed"]) for r in rows)
+    suites = ET.Element("testsuites", name=SUITE, tests=str(len(rows)), failures=str(failures), errors="0")
+    suite = ET.SubElement(suites, "testsuite", name=SUITE, tests=str(len(rows)), failures=str(failures),
+                          errors="0", skipped="0")
+    properties = ET.SubElement(suite, "properties")
+    for name, value in (("baseline", result.baseline), ("candidate", result.candidate),
+                        ("metric", result.config.metric), ("holm", str(result.config.holm).lower())):
+        ET.SubElement(properties, "property", name=name, value=str(value))
+    for row in rows:
+        case = ET.SubElement(suite, "testcase", classname=CLASSNAME, name=row["group"], time="0")
+        if row["failed"]:
+            failure = ET.SubElement(case, "failure", message=f"forgot too much: {_reason(row)}", type="forgetting")
+            failure.text = _details(row)
+        else:
+            ET.SubElement(case, "system-out").text = f"{row['verdict']}: {_reason(row)}"
+    return _serialise(suites)
+
+
+def _details(row: dict) -> str:
+    return "\n".join([
+        f"group: {row['group']}", f"items: {row['n']}, 1→0: {_count(row['n_10'])}, 0→1: {_count(row['n_01'])}",
+        f"F: {_number(row['forgetting'])}, F_chance: {_number(row['forgetting_chance'])}, "
+        f"F_true: {_number(row['forgetting_true'])}, max: {_number(row['max_forgetting'])}",
+        f"p (F_true > max): {_p(row['p_value'])}, adjusted: {_p(row['p_adjusted'])}, alpha: {row['alpha']}",
+        f"McNemar p: {_p(row['mcnemar_p'])}, repeats: {row['n_repeats']}",
+    ])
+
+
+def to_json(result) -> dict:
+    """JSON-safe dict: verdict, exit code, what was compared, the rule's settings, and every group's figures."""
+    groups = []
+    for row in result.decisions.to_dict("records"):
+        groups.append({key: _json_value(value) for key, value in row.items()})
+    config = result.config
+    return {
+        "passed": result.passed, "exit_code": result.exit_code, "baseline": result.baseline,
+        "candidate": result.candidate, "metric": config.metric, "holm": config.holm,
+        "default": {"max_forgetting": config.default.max_forgetting, "alpha": config.default.alpha},
+        "failed": result.failed_groups, "groups": groups, "notes": list(result.notes),
+    }
+
+
+def _json_value(value):
+    if hasattr(value, "item"):  # numpy scalars
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def error_markdown(message: str) -> str:
+    return f"## forgetscope gate: ERROR\n\nThe gate could not decide, so it fails closed (exit 2):\n\n    {message}\n"
+
+
+def error_junit_xml(message: str) -> str:
+    """One erroring test case, so CI shows a gate that could not run as broken, not as passed."""
+    suites = ET.Element("testsuites", name=SUITE, tests="1", failures="0", errors="1")
+    suite = ET.SubElement(suites, "testsuite", name=SUITE, tests="1", failures="0", errors="1", skipped="0")
+    case = ET.SubElement(suite, "testcase", classname=CLASSNAME, name="gate", time="0")
+    ET.SubElement(case, "error", message=message, type="bad input").text = message
+    return _serialise(suites)
+
+
+def _serialise(root: ET.Element) -> str:
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
