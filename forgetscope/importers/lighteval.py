@@ -1,6 +1,6 @@
 """lighteval `--save-details` output → records.
 
-lighteval (0.10 and later; fixtures from 0.13) writes, per task,
+lighteval (0.13; the layout of its dataclasses Doc and ModelResponse) writes, per task,
 `details/<model>/<date>/details_<task>|<fewshot>_<date>.parquet` with one
 row per document and three struct columns, as its dataclasses define them:
 

@@ -212,6 +212,9 @@ def _multiple_choice(sample: dict, arguments: list[list], responses: list, place
         raise LogFormatError(f"{place}: log-likelihoods in filtered_resps are not numbers") from None
     greedy = [str(r[1]).strip().lower() == "true" for r in responses]
     continuations = [str(a[1]) for a in arguments]
+    if len(arguments) == 1 and not re.fullmatch(r"\s*\d+\s*", str(sample.get("target"))):
+        raise LogFormatError(f"{place}: one continuation and no choices (a loglikelihood task such as lambada); "
+                             "such tasks cannot be imported yet")
     if len(set(continuations)) == 1 and len({str(a[0]) for a in arguments}) > 1:
         raise LogFormatError(f"{place}: the choices differ in their contexts (a multiple-input task such as "
                              "winogrande), whose gold the log does not record; such tasks cannot be imported yet")

@@ -100,6 +100,13 @@ def _edit(field, value):
      [":4:", "--metric"]),
     ("quiz_odd", 1, lambda line: json.dumps({k: v for k, v in json.loads(line).items() if k != "arguments"}),
      [":1:", "arguments", "--log_samples"]),
+    ("quiz_odd", 3, lambda line: json.dumps({**json.loads(line), "arguments": {
+        f"gen_args_{i}": {"arg_0": f"The {i}th context", "arg_1": " same"} for i in range(4)}}),
+     [":3:", "multiple-input task", "winogrande"]),
+    ("quiz_odd", 6, lambda line: json.dumps({**json.loads(line), "target": "word",
+                                             "arguments": {"gen_args_0": {"arg_0": "A context", "arg_1": " word"}},
+                                             "filtered_resps": [["-1.5", "True"]], "resps": [[["-1.5", "True"]]]}),
+     [":6:", "lambada"]),
 ])
 def test_malformed_lines_name_file_and_line(lmeval_copy, task, line, change, fragments):
     path = _damage(lmeval_copy, task, line, change)

@@ -12,6 +12,14 @@ same comparison.
     .venv/bin/python tests/importers/data/make_fixtures.py \
         --lm-eval-python /work/venvs/lmeval/bin/python --lighteval-python /work/venvs/lighteval/bin/python
 
+The two tools live in their own virtual environments, never in forgetscope's:
+
+    python3 -m venv /work/venvs/lmeval && /work/venvs/lmeval/bin/pip install -c .ci/constraints.txt lm_eval==0.4.13
+    python3 -m venv /work/venvs/lighteval
+    /work/venvs/lighteval/bin/pip install -c .ci/constraints.txt lighteval==0.13.0 "xxhash<4"
+
+(lighteval 0.13 hashes str objects with xxhash, which xxhash 4 refuses.)
+
 What it runs, per model (each command is printed as it runs):
 
     LM_EVAL_PYTHON -m lm_eval --model hf --model_args pretrained=MODEL,dtype=float32 --device cpu
