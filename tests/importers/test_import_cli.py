@@ -47,3 +47,15 @@ def test_bad_logs_are_one_line_exit_2(tmp_path):
     assert result.exit_code == 2 and f"{broken}:1: no filtered_resps" in result.output
     missing = runner.invoke(app, ["import", "lighteval", str(tmp_path / "none"), "--output", str(tmp_path)])
     assert missing.exit_code == 2 and "no such file or directory" in missing.output
+
+
+def test_report_runs_on_imported_runs(tmp_path):
+    for model, name in (("model_a", "A"), ("model_b", "B")):
+        done = runner.invoke(app, ["import", "lm-eval", str(LMEVAL / model), "--output", str(tmp_path / "res"),
+                                   "--name", name])
+        assert done.exit_code == 0, done.output
+    result = runner.invoke(app, ["report", str(tmp_path / "res"), "--out", str(tmp_path / "report.html"),
+                                 "--order", "A,B"])
+    assert result.exit_code == 0, result.output
+    html = (tmp_path / "report.html").read_text()
+    assert "quiz" in html and "arith_gen" in html
