@@ -123,6 +123,8 @@ def heatmap(
         if kind in ("pairwise", "raster") and task is None:
             _fail(f"--kind {kind} needs --task (one of {', '.join(seq.tasks)})")
         by = ["task", "category"] if categories else ["task"]
+        if categories and not (seq.items["category"] != "").any():
+            _fail("--categories: no item has a category; leave the option out")
         short = heatmaps.short_names(seq.checkpoints)
         if kind == "tasks":
             table = seq.consecutive(by) if pairs == "consecutive" else seq.from_first(by)

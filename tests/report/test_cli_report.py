@@ -49,6 +49,8 @@ def test_heatmap_input_errors_are_one_line(results, tmp_path):
     missing = invoke("heatmap", results, "--kind", "raster", "-o", tmp_path / "r.png")
     assert missing.exit_code == 2 and "--kind raster needs --task (one of alpha, beta)" in missing.output
     assert invoke("heatmap", results, "--kind", "pie").exit_code == 2
+    no_categories = invoke("heatmap", results, "--categories", "-o", tmp_path / "c.png")
+    assert no_categories.exit_code == 2 and "no item has a category" in no_categories.output
     assert invoke("heatmap", results, "-o", tmp_path / "x.jpg").exit_code == 2
     unknown = invoke("heatmap", results, "--order", "c0,zz", "-o", tmp_path / "x.png")
     assert unknown.exit_code == 2 and "zz" in unknown.output
