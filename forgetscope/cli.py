@@ -159,6 +159,7 @@ def compare(
 ) -> None:
     """Compare two checkpoints item by item: forgetting (1→0), backward transfer (0→1), chance-adjusted."""
     from .compare import compare_checkpoints, describe_items
+    from .schema import ANALYSIS_COLUMNS
     from .report.progress import ProgressBars
     from .report.tables import comparison_table, items_table
 
@@ -171,7 +172,9 @@ def compare(
         with ProgressBars() as progress:
             comparison, before, after = compare_checkpoints(
                 checkpoint_a, checkpoint_b, tasks, output, settings, metric=metric,
-                identical_only=identical_only, n_bootstrap=n_bootstrap, seed=seed, progress=progress)
+                identical_only=identical_only, n_bootstrap=n_bootstrap, seed=seed, progress=progress,
+                # stored records: the figures need only the analysis columns; the item list needs prompts
+                columns=None if show_items else ANALYSIS_COLUMNS)
     except _errors() as exc:
         _fail(str(exc))
     console = _console()
@@ -236,6 +239,7 @@ def demo(
 # Commands of other features live in their own modules (forgetscope/cli_*.py),
 # which define them with `@app.command` on this app; importing them registers them.
 _COMMAND_MODULES = [
+    "cli_train",
     "cli_report",
     "cli_import",
     "cli_gate",

@@ -42,10 +42,16 @@ def records_for(
     *,
     name: str | None = None,
     progress: ProgressFn | None = None,
+    columns: list[str] | None = None,
 ) -> pd.DataFrame:
-    """Records of one side: read from a records path, or evaluated (cached) for a model."""
+    """Records of one side: read from a records path, or evaluated (cached) for a model.
+
+    `columns` limits what a records path loads (e.g. schema.ANALYSIS_COLUMNS when
+    only the figures are needed: a fraction of the memory for large records);
+    an evaluated model always returns every column.
+    """
     if is_records_path(arg):
-        records = load_records([arg])
+        records = load_records([arg], columns=columns)
         if tasks:
             wanted = {t.name for t in tasks}
             missing = wanted - set(records["task"].unique())
@@ -81,13 +87,16 @@ def compare_checkpoints(
     n_bootstrap: int = 1000,
     seed: int = 0,
     progress: ProgressFn | None = None,
+    columns: list[str] | None = None,
 ):
-    """Evaluate (or read) both sides and return (Comparison, records_before, records_after)."""
+    """Evaluate (or read) both sides and return (Comparison, records_before, records_after).
+
+    `columns`: what to load from a stored records side (see records_for)."""
     from .analysis import compare_records
 
     settings = settings or EvalSettings()
-    rec_before = records_for(before, tasks, output_dir, settings, progress=progress)
-    rec_after = records_for(after, tasks, output_dir, settings, progress=progress)
+    rec_before = records_for(before, tasks, output_dir, settings, progress=progress, columns=columns)
+    rec_after = records_for(after, tasks, output_dir, settings, progress=progress, columns=columns)
     comparison = compare_records(rec_before, rec_after, metric=metric, identical_only=identical_only,
                                  n_bootstrap=n_bootstrap, seed=seed)
     return comparison, rec_before, rec_after

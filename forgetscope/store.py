@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable
 
@@ -319,11 +320,31 @@ def load_records(paths: Iterable[Path | str], columns: list[str] | None = None) 
     files = [f for p in paths for f in records_files(Path(p))]
     if not files:
         raise StoreError("no records found; run `forgetscope eval` first or check the path")
-    tables = [read_table(f, columns, dictionary=True) for f in files]
-    table = pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
-    if (columns is None or all(c in columns for c in KEY_COLUMNS)) and not _known_unique(files):
-        table = dedupe(table)
-    return table.to_pandas()
+    with _system_memory_pool():
+        tables = [read_table(f, columns, dictionary=True) for f in files]
+        table = pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
+        del tables
+        if (columns is None or all(c in columns for c in KEY_COLUMNS)) and not _known_unique(files):
+            table = dedupe(table)
+        return table.to_pandas()
+
+
+@contextmanager
+def _system_memory_pool():
+    """Allocate with the C library's malloc while reading records.
+
+    Arrow's default pool (mimalloc) keeps the memory that Parquet decoding
+    frees: reading 1M records rows left ~2x their size resident (139 MB for
+    66 MB of arrays), the system allocator ~1.35x (90 MB). For a 10M-pair
+    comparison that is the difference between fitting in 2 GB and not.
+    Buffers remember their pool, so arrays outlive the block safely.
+    """
+    previous = pa.default_memory_pool()
+    pa.set_memory_pool(pa.system_memory_pool())
+    try:
+        yield
+    finally:
+        pa.set_memory_pool(previous)
 
 
 def _known_unique(files: list[Path]) -> bool:
