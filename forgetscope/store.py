@@ -321,12 +321,23 @@ def load_records(paths: Iterable[Path | str], columns: list[str] | None = None) 
     if not files:
         raise StoreError("no records found; run `forgetscope eval` first or check the path")
     with _system_memory_pool():
-        tables = [read_table(f, columns, dictionary=True) for f in files]
-        table = pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
-        del tables
-        if (columns is None or all(c in columns for c in KEY_COLUMNS)) and not _known_unique(files):
-            table = dedupe(table)
-        return table.to_pandas()
+        frame = _read_frame(files, columns)
+    _return_free_memory()  # after _read_frame's temporaries are gone
+    return frame
+
+
+def _read_frame(files: list[Path], columns: list[str] | None) -> pd.DataFrame:
+    tables = [read_table(f, columns, dictionary=True) for f in files]
+    table = pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
+    del tables
+    if (columns is None or all(c in columns for c in KEY_COLUMNS)) and not _known_unique(files):
+        table = dedupe(table)
+    return table.to_pandas(types_mapper=_ARROW_TEXT.get)
+
+
+#: Text columns stay Arrow `string` in pandas (pd.ArrowDtype): no copy into
+#: 64-bit offsets, as pandas' default "str" dtype would make of every value.
+_ARROW_TEXT = {pa.string(): pd.ArrowDtype(pa.string())}
 
 
 @contextmanager
@@ -345,6 +356,29 @@ def _system_memory_pool():
         yield
     finally:
         pa.set_memory_pool(previous)
+
+
+def _return_free_memory() -> None:
+    """Give the heap pages that decoding freed back to the OS (glibc's malloc_trim).
+
+    glibc keeps freed small and medium blocks in its heap: after reading 10M
+    records rows, RSS was 1015 MB for 607 MB of live arrays, 744 MB after a
+    trim. Elsewhere (macOS, musl) this is a no-op.
+    """
+    global _LIBC
+    if _LIBC is None:
+        try:
+            import ctypes
+
+            _LIBC = ctypes.CDLL("libc.so.6")
+            _LIBC.malloc_trim  # noqa: B018 - present only in glibc
+        except (OSError, AttributeError):
+            _LIBC = False
+    if _LIBC:
+        _LIBC.malloc_trim(0)
+
+
+_LIBC = None
 
 
 def _known_unique(files: list[Path]) -> bool:
