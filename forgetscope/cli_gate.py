@@ -55,6 +55,7 @@ def gate(
     from .compare import is_records_path, records_for
     from .gate import GateConfigError, GateError, decide, load_config, to_json, to_junit_xml, to_markdown
     from .report.progress import ProgressBars
+    from .schema import ANALYSIS_COLUMNS
 
     outputs = {"markdown": markdown, "junit": junit, "json": json_path}
     try:
@@ -66,8 +67,9 @@ def gate(
         settings = _settings(backend, device, dtype, batch_size, max_length, repeats, seed, temperature, top_p,
                              max_new_tokens, gguf_file, trust_remote_code, add_special_tokens, threads)
         with ProgressBars() as progress:
-            before = records_for(baseline, tasks, output, settings, progress=progress)
-            after = records_for(candidate, tasks, output, settings, progress=progress)
+            # a stored side loads only what the figures need (a fraction of the memory at scale)
+            before = records_for(baseline, tasks, output, settings, progress=progress, columns=ANALYSIS_COLUMNS)
+            after = records_for(candidate, tasks, output, settings, progress=progress, columns=ANALYSIS_COLUMNS)
         from .analysis import compare_records
 
         comparison = compare_records(before, after, metric=gate_config.metric, n_bootstrap=0)
