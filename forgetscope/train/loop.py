@@ -9,17 +9,16 @@ from seeded permutations, so the same seed gives the same weights.
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Literal, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
+
+from forgetscope.train.schedule import Schedule, lr_at  # noqa: F401 - re-exported: lr_at lived here first
 
 if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
-
-Schedule = Literal["cosine", "linear", "constant"]
 
 
 def pack_texts(tokenizer: "PreTrainedTokenizerBase", texts: Sequence[str], seq_len: int) -> "torch.Tensor":
@@ -34,7 +33,7 @@ def pack_texts(tokenizer: "PreTrainedTokenizerBase", texts: Sequence[str], seq_l
 
     if tokenizer.eos_token_id is None:
         raise ValueError("the tokenizer has no eos_token; packing needs one to separate documents")
-    ids = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+    ids = tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]  # long documents are fine: they are cut into rows
     eos = tokenizer.eos_token_id
     lengths = np.fromiter((len(x) + 1 for x in ids), dtype=np.int64, count=len(ids))
     flat = np.empty(int(lengths.sum()), dtype=np.int64)
@@ -46,20 +45,6 @@ def pack_texts(tokenizer: "PreTrainedTokenizerBase", texts: Sequence[str], seq_l
     if n_rows == 0:
         raise ValueError(f"only {len(flat)} tokens in {len(ids)} texts: not enough for one sequence of {seq_len}")
     return torch.from_numpy(flat[: n_rows * seq_len].reshape(n_rows, seq_len).copy())
-
-
-def lr_at(step: int, *, steps: int, lr: float, warmup: int, schedule: Schedule, min_lr: float) -> float:
-    """Learning rate for optimizer step `step` (0-based): linear warmup, then decay to `min_lr`."""
-    if warmup > 0 and step < warmup:
-        return lr * (step + 1) / warmup
-    if schedule == "constant":
-        return lr
-    progress = min(1.0, (step - warmup) / max(1, steps - warmup))
-    if schedule == "linear":
-        return min_lr + (lr - min_lr) * (1.0 - progress)
-    if schedule == "cosine":
-        return min_lr + (lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
-    raise ValueError(f"unknown schedule {schedule!r}: use 'cosine', 'linear' or 'constant'")
 
 
 def _param_groups(model: "torch.nn.Module", weight_decay: float) -> list[dict]:

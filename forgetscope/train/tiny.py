@@ -77,8 +77,11 @@ def make_model(
     context: int = 256,
     seed: int = 0,
     dropout: float = 0.0,
+    intermediate: int | None = None,
 ) -> "PreTrainedModel":
     """A random-init causal LM sized for `tokenizer`; same seed → same weights.
+
+    `intermediate` is the MLP width (default 4 × hidden).
 
     The global torch RNG is left as it was (initialisation runs under `fork_rng`).
     """
@@ -97,7 +100,7 @@ def make_model(
     if arch == "llama":
         config = LlamaConfig(
             hidden_size=hidden,
-            intermediate_size=4 * hidden,
+            intermediate_size=intermediate or 4 * hidden,
             num_hidden_layers=layers,
             num_attention_heads=heads,
             num_key_value_heads=heads,
@@ -112,6 +115,7 @@ def make_model(
             n_layer=layers,
             n_head=heads,
             n_positions=context,
+            n_inner=intermediate,
             resid_pdrop=dropout,
             embd_pdrop=dropout,
             attn_pdrop=dropout,

@@ -1,0 +1,153 @@
+"""Checkpoints on disk: HF model directories, resume state, stage records and the run manifest.
+
+Layout of a stage's home directory (a single run uses one home for all stages;
+a sweep gives every distinct stage its own, shared by the runs that agree on it):
+
+    checkpoints/<stage>-step000100/   save_pretrained: model.safetensors, config.json, tokenizer files
+    state/<stage>-step000100.pt       optimizer, RNG states, losses: only what resuming needs
+    stage-<stage>.json                the stage record: hash, plan, finished checkpoints
+
+A checkpoint is written to a temporary directory and renamed, then its state
+file, then the stage record (atomically); the record is the commit point, so
+a kill at any moment leaves either a listed, complete checkpoint or nothing
+that counts. The HF directory holds nothing but the model and tokenizer, so
+`AutoModelForCausalLM.from_pretrained` and `forgetscope eval` load it as is.
+
+The run manifest (`<run_dir>/manifest.json`, format `forgetscope-run-manifest`
+version 1) lists the checkpoints of every stage of a run in training order,
+with paths relative to the manifest's directory; other forgetscope commands
+(sequences, reports) read it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from forgetscope.store import atomic_write_text
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+MANIFEST_FORMAT = "forgetscope-run-manifest"
+MANIFEST_VERSION = 1
+
+
+def checkpoint_dirname(stage: str, step: int) -> str:
+    return f"{stage}-step{step:06d}"
+
+
+def checkpoint_name(stage: str, step: int) -> str:
+    """The name other tools show: `pretrain/step-100`."""
+    return f"{stage}/step-{step}"
+
+
+def save_model_dir(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", target: Path) -> Path:
+    """save_pretrained (safetensors) + tokenizer into `target`, atomically (temp dir, then rename)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    model.save_pretrained(str(tmp), safe_serialization=True)
+    tokenizer.save_pretrained(str(tmp))
+    if target.exists():  # left by a run killed before it listed this checkpoint: not part of any record
+        shutil.rmtree(target)
+    os.replace(tmp, target)
+    return target
+
+
+def save_state(state: dict, path: Path) -> None:
+    """torch.save to a temp file, then rename."""
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_state(path: Path) -> dict:
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+class StageRecord:
+    """The JSON record of one stage in its home: hash, plan summary, finished checkpoints, losses."""
+
+    def __init__(self, home: Path, stage: str) -> None:
+        self.home, self.stage = home, stage
+        self.path = home / f"stage-{stage}.json"
+        self.data: dict[str, Any] = {}
+
+    def load(self) -> "StageRecord":
+        try:
+            self.data = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            self.data = {}
+        return self
+
+    @property
+    def exists(self) -> bool:
+        return bool(self.data)
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.data.get("complete"))
+
+    @property
+    def checkpoints(self) -> list[dict]:
+        return list(self.data.get("checkpoints", []))
+
+    def start(self, stage_hash: str, info: dict) -> None:
+        self.data = {"stage": self.stage, "hash": stage_hash, "complete": False, "checkpoints": [], **info}
+        self.write()
+
+    def add_checkpoint(self, entry: dict, *, complete: bool, extra: dict | None = None) -> None:
+        self.data["checkpoints"] = [c for c in self.checkpoints if c["step"] != entry["step"]] + [entry]
+        self.data["complete"] = complete
+        self.data.update(extra or {})
+        self.write()
+
+    def write(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.path, json.dumps(self.data, indent=1))
+
+    def state_path(self, step: int) -> Path:
+        return self.home / "state" / f"{checkpoint_dirname(self.stage, step)}.pt"
+
+    def drop_old_states(self, keep_step: int) -> None:
+        """Only the newest state file is needed to resume; earlier ones are deleted."""
+        for path in (self.home / "state").glob(f"{self.stage}-step*.pt"):
+            if path != self.state_path(keep_step):
+                path.unlink(missing_ok=True)
+
+
+def write_manifest(run_dir: Path, run: str, config_hash: str, stages: list[tuple[StageRecord, dict]],
+                   extra: dict | None = None) -> Path:
+    """Write `<run_dir>/manifest.json` from the stage records, in training order (atomic)."""
+    checkpoints = []
+    for record, info in stages:
+        for entry in record.checkpoints:
+            absolute = record.home / entry["path"]
+            checkpoints.append({**entry, "path": os.path.relpath(absolute, run_dir), **info})
+    manifest = {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "run": run, "config_hash": config_hash,
+                "checkpoints": checkpoints, **(extra or {})}
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / "manifest.json"
+    atomic_write_text(path, json.dumps(manifest, indent=1))
+    return path
+
+
+def read_manifest(path: Path | str) -> dict:
+    """A run manifest (a file or the run directory holding it); checks the format and version."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "manifest.json"
+    data = json.loads(path.read_text())
+    if data.get("format") != MANIFEST_FORMAT or data.get("version") != MANIFEST_VERSION:
+        raise ValueError(f"{path}: not a {MANIFEST_FORMAT} version {MANIFEST_VERSION} file")
+    return data

@@ -1,0 +1,390 @@
+"""The training runner's configuration: typed dataclasses, loaded from YAML or TOML.
+
+A run is a model, a tokenizer, named data sources and a list of stages
+(pretrain → post-train → fine-tune). Every field is documented where it is
+declared; `load_run_config` reads a file and `RunConfig.validate` checks what
+one field cannot check alone (a mixture naming an unknown source, a
+`start_from` pointing at a checkpoint that will never exist, ...). All errors
+are `ConfigError`s naming the field path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from forgetscope.train.fields import ConfigError, check, from_mapping, join
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+STAGE_KINDS = ("pretrain", "posttrain", "finetune")
+
+
+@dataclass
+class ModelConfig:
+    """A Llama-style decoder (or GPT-2) built from a transformers config, random-initialised from the run seed."""
+
+    arch: Literal["llama", "gpt2"] = "llama"
+    """Model family: `llama` (RMSNorm, rotary, SwiGLU) or `gpt2`."""
+    hidden: int = 128
+    """Hidden size."""
+    layers: int = 2
+    """Decoder layers."""
+    heads: int = 4
+    """Attention heads; must divide `hidden`."""
+    intermediate: int | None = None
+    """MLP width (default 4 × hidden)."""
+    context: int = 256
+    """Context length in tokens (max positions); `seq_len` must not exceed it."""
+    dropout: float = 0.0
+    """Default dropout of every stage that does not set its own."""
+    init: str | None = None
+    """Start from this Hugging Face checkpoint directory instead of a random init (then `tokenizer.path` should match)."""
+
+    def build(self, tokenizer: "PreTrainedTokenizerBase", seed: int) -> "PreTrainedModel":
+        """The initial model: loaded from `init`, or random-initialised with `seed` (same seed → same weights)."""
+        if self.init:
+            import torch
+            from transformers import AutoModelForCausalLM
+
+            return AutoModelForCausalLM.from_pretrained(self.init, dtype=torch.float32)
+        from forgetscope.train.tiny import make_model
+
+        return make_model(tokenizer, self.arch, hidden=self.hidden, layers=self.layers, heads=self.heads,
+                          context=self.context, seed=seed, intermediate=self.intermediate)
+
+
+@dataclass
+class TokenizerConfig:
+    """Load a tokenizer, or train a byte-level BPE on the run's own data (offline)."""
+
+    path: str | None = None
+    """A tokenizer directory to load; when unset, one is trained."""
+    vocab_size: int = 1024
+    """Vocabulary of the trained tokenizer."""
+    docs_per_source: int = 1000
+    """Documents taken from each source to train it."""
+    sources: list[str] | None = None
+    """Sources to train it on (default: every source of the run)."""
+
+
+@dataclass
+class SourceConfig:
+    """Where a source's documents come from. Documents are packed into `seq_len` rows once per run."""
+
+    type: Literal["synthetic", "text", "jsonl", "hf"]
+    """`synthetic` (built in), `text` (plain files, one document per file or per blank-line block), `jsonl`, or `hf` (a datasets dataset)."""
+    path: str | None = None
+    """text/jsonl: file or glob (relative to the config file); hf: dataset name, script or saved directory; synthetic: the generator (default: the source's key)."""
+    docs: int | None = None
+    """synthetic: documents to generate; other types: keep at most this many."""
+    field: str = "text"
+    """jsonl/hf: the column holding the text."""
+    name: str | None = None
+    """hf: dataset configuration name."""
+    split: str = "train"
+    """hf: split to read."""
+    data_files: list[str] | None = None
+    """hf: local data files (e.g. with `path: json`)."""
+    separator: Literal["file", "blank_line", "line"] = "blank_line"
+    """text: what separates documents inside a file."""
+    options: dict[str, Any] = dataclass_field(default_factory=dict)
+    """synthetic: keyword arguments of the generator (e.g. `n_countries` for facts)."""
+    seed: int = 0
+    """synthetic: generation seed (the data, not the run: sweeping the run seed keeps the data fixed)."""
+
+
+@dataclass
+class ReplayConfig:
+    """Mix a fraction of another source (usually general text) back into a stage."""
+
+    source: str
+    """Source replayed."""
+    fraction: float
+    """Share of the stage's sequences taken from it, in [0, 1)."""
+
+
+@dataclass
+class EarlyExposureConfig:
+    """Mix a fraction λ of a later stage's target data into this (pretraining) stage.
+
+    With T = the target source's sequences in the target stage (steps × batch ×
+    its share), E = round(λ·T) target sequences are spread evenly through this
+    stage, on top of its own budget. `compute_matched`: the target stage keeps
+    only T − E of them (its steps shrink to match), so the whole run costs what
+    λ = 0 costs and each target example is used exactly once. `additive`: the
+    target stage keeps all T and the E are extra, fresh examples.
+    """
+
+    source: str
+    """The target (post-training) source."""
+    fraction: float
+    """λ in [0, 1)."""
+    mode: Literal["compute_matched", "additive"] = "compute_matched"
+    """How the target budget is split (see the class docstring)."""
+    target_stage: str | None = None
+    """The stage whose data is moved (default: the next `posttrain` stage)."""
+
+
+@dataclass
+class MidtrainingConfig:
+    """Specialised data entering this stage part-way, with a step or a linear ramp."""
+
+    source: str
+    """The specialised source (not also in `mixture`)."""
+    weight: float
+    """Its mixture weight once fully in, in (0, 1); the mixture's sources share the rest."""
+    start: float | None = None
+    """Where it enters, as a fraction of the stage's steps in [0, 1) (or use `start_step`)."""
+    start_step: int | None = None
+    """Where it enters, as an optimizer step."""
+    shape: Literal["step", "linear"] = "step"
+    """`step`: full weight from the start; `linear`: ramps from 0 at the start to `weight`."""
+    ramp_steps: int | None = None
+    """linear: steps of the ramp (default: until the end of the stage)."""
+
+
+@dataclass
+class StageConfig:
+    """One training stage: its data, budget, optimizer and schedule."""
+
+    name: str
+    """Unique name; checkpoints are `NAME/step-N`."""
+    kind: Literal["pretrain", "posttrain", "finetune"]
+    """The stage's role (the sweep's frontier reads post-training and fine-tuning)."""
+    mixture: dict[str, float]
+    """Sampling weight per source (normalised); sequences, not tokens, are sampled, and all have `seq_len` tokens."""
+    steps: int | None = None
+    """Optimizer steps; token budget = steps × batch_size × seq_len (or give `tokens`)."""
+    tokens: int | None = None
+    """Token budget instead of `steps` (rounded down to whole steps)."""
+    batch_size: int = 16
+    """Sequences per optimizer step (the global batch under torchrun)."""
+    lr: float = 1e-3
+    """Peak learning rate."""
+    min_lr: float = 0.0
+    """Learning rate at the end of the decay."""
+    warmup: int = 0
+    """Linear warmup steps."""
+    schedule: Literal["cosine", "linear", "constant"] = "cosine"
+    """Decay after warmup."""
+    weight_decay: float = 0.1
+    """AdamW decoupled weight decay (matrices only; never norms or biases)."""
+    betas: tuple[float, float] = (0.9, 0.95)
+    """AdamW betas."""
+    eps: float = 1e-8
+    """AdamW epsilon."""
+    grad_clip: float | None = 1.0
+    """Clip the global gradient norm to this (null: no clipping)."""
+    dropout: float | None = None
+    """Residual and attention dropout in this stage (default: `model.dropout`)."""
+    checkpoint_every: int | None = None
+    """Also save a checkpoint every N steps (the stage end is always saved)."""
+    start_from: str | None = None
+    """`STAGE` (its final checkpoint) or `STAGE/step-N` (an intermediate one); default: the previous stage's final."""
+    replay: ReplayConfig | None = None
+    """Replay of another source during this stage."""
+    early_exposure: EarlyExposureConfig | None = None
+    """Early exposure to a later stage's data (pretraining)."""
+    midtraining: MidtrainingConfig | None = None
+    """Specialised data entering part-way (pretraining)."""
+
+    def weights(self) -> dict[str, float]:
+        """Normalised mixture with the replay source folded in (before midtraining and early exposure)."""
+        total = sum(self.mixture.values())
+        weights = {k: v / total for k, v in self.mixture.items() if v > 0}
+        if self.replay and self.replay.fraction > 0:
+            weights = {k: v * (1 - self.replay.fraction) for k, v in weights.items()}
+            weights[self.replay.source] = weights.get(self.replay.source, 0.0) + self.replay.fraction
+        return weights
+
+
+@dataclass
+class RunConfig:
+    """A whole training run."""
+
+    stages: list[StageConfig]
+    """Stages in training order."""
+    sources: dict[str, SourceConfig]
+    """Data sources by name (the names used in mixtures)."""
+    name: str = "run"
+    """Run name (in the manifest)."""
+    seed: int = 0
+    """Model init and data order."""
+    seq_len: int = 128
+    """Tokens per training sequence."""
+    val_sequences: int = 16
+    """Sequences held out of every source for the validation loss in the manifest."""
+    model: ModelConfig = dataclass_field(default_factory=ModelConfig)
+    """The model."""
+    tokenizer: TokenizerConfig = dataclass_field(default_factory=TokenizerConfig)
+    """The tokenizer."""
+    precision: Literal["fp32", "bf16"] = "fp32"
+    """fp32, or bf16 autocast (GPU; slower on most CPUs)."""
+    compile: bool = False
+    """torch.compile the model (worth it on a GPU for long runs)."""
+    base_dir: str = "."
+    """Directory that relative source paths are resolved against (set by the loader: the config file's)."""
+
+    def stage(self, name: str) -> StageConfig:
+        for s in self.stages:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    def validate(self) -> "RunConfig":
+        """Cross-field checks; returns self. Raises ConfigError naming the field."""
+        check(bool(self.stages), "stages", "at least one stage is required")
+        check(bool(self.sources), "sources", "at least one source is required")
+        check(self.seq_len >= 2, "seq_len", f"must be at least 2, got {self.seq_len}")
+        check(self.seq_len <= self.model.context, "seq_len",
+              f"{self.seq_len} exceeds model.context ({self.model.context})")
+        check(self.val_sequences >= 0, "val_sequences", "must be >= 0")
+        m = self.model
+        for name in ("hidden", "layers", "heads", "context"):
+            check(getattr(m, name) > 0, f"model.{name}", "must be positive")
+        check(m.hidden % m.heads == 0, "model.heads", f"{m.heads} does not divide model.hidden ({m.hidden})")
+        check(0 <= m.dropout < 1, "model.dropout", f"must be in [0, 1), got {m.dropout}")
+        for key, src in self.sources.items():
+            path = join("sources", key)
+            if src.type in ("text", "jsonl"):
+                check(bool(src.path), join(path, "path"), f"is required for type {src.type}")
+            if src.type == "hf":
+                check(bool(src.path), join(path, "path"), "is required for type hf (a dataset name or directory)")
+            if src.type == "synthetic":
+                from forgetscope.train.synthetic import SOURCES
+
+                kind = src.path or key
+                check(kind in SOURCES, join(path, "path"),
+                      f"{kind!r} is not one of {', '.join(SOURCES)} (the built-in synthetic sources)")
+                check(src.docs is not None and src.docs > 0, join(path, "docs"),
+                      "synthetic sources need a positive number of documents")
+        if self.tokenizer.sources:
+            for i, key in enumerate(self.tokenizer.sources):
+                self._known_source(key, join("tokenizer.sources", i))
+        names = [s.name for s in self.stages]
+        for i, stage in enumerate(self.stages):
+            self._validate_stage(i, stage, names)
+        return self
+
+    def _known_source(self, key: str, path: str) -> None:
+        check(key in self.sources, path, f"{key!r} is not one of {', '.join(self.sources)} (the sources)")
+
+    def _validate_stage(self, i: int, stage: StageConfig, names: list[str]) -> None:
+        path = join("stages", i)
+        check(names.count(stage.name) == 1, join(path, "name"), f"{stage.name!r} is used by more than one stage")
+        check(bool(stage.name) and "/" not in stage.name, join(path, "name"), "must be non-empty without '/'")
+        check(bool(stage.mixture), join(path, "mixture"), "needs at least one source")
+        for key, weight in stage.mixture.items():
+            self._known_source(key, join(join(path, "mixture"), key))
+            check(weight >= 0, join(join(path, "mixture"), key), f"weight must be >= 0, got {weight}")
+        check(sum(stage.mixture.values()) > 0, join(path, "mixture"), "weights sum to 0")
+        check((stage.steps is None) != (stage.tokens is None), join(path, "steps"), "give exactly one of steps and tokens")
+        if stage.steps is not None:
+            check(stage.steps > 0, join(path, "steps"), f"must be positive, got {stage.steps}")
+        if stage.tokens is not None:
+            check(stage.tokens >= stage.batch_size * self.seq_len, join(path, "tokens"),
+                  f"{stage.tokens} is less than one step (batch_size × seq_len = {stage.batch_size * self.seq_len})")
+        check(stage.batch_size > 0, join(path, "batch_size"), "must be positive")
+        check(stage.lr > 0, join(path, "lr"), f"must be positive, got {stage.lr}")
+        check(0 <= stage.min_lr <= stage.lr, join(path, "min_lr"), f"must be in [0, lr], got {stage.min_lr}")
+        check(stage.warmup >= 0, join(path, "warmup"), "must be >= 0")
+        check(stage.weight_decay >= 0, join(path, "weight_decay"), "must be >= 0")
+        check(all(0 <= b < 1 for b in stage.betas), join(path, "betas"), f"each must be in [0, 1), got {list(stage.betas)}")
+        check(stage.grad_clip is None or stage.grad_clip > 0, join(path, "grad_clip"), "must be positive or null")
+        if stage.dropout is not None:
+            check(0 <= stage.dropout < 1, join(path, "dropout"), f"must be in [0, 1), got {stage.dropout}")
+        if stage.checkpoint_every is not None:
+            check(stage.checkpoint_every > 0, join(path, "checkpoint_every"), "must be positive")
+        if stage.start_from is not None:
+            parent, _, step = stage.start_from.partition("/")
+            earlier = names[:i]
+            check(parent in earlier, join(path, "start_from"),
+                  f"{parent!r} is not one of the earlier stages ({', '.join(earlier) or 'none'})")
+            if step:
+                check(step.startswith("step-") and step[5:].isdigit(), join(path, "start_from"),
+                      f"{stage.start_from!r}: write STAGE or STAGE/step-N")
+        if stage.replay is not None:
+            rp = join(path, "replay")
+            self._known_source(stage.replay.source, join(rp, "source"))
+            check(0 <= stage.replay.fraction < 1, join(rp, "fraction"), f"must be in [0, 1), got {stage.replay.fraction}")
+        if stage.midtraining is not None:
+            self._validate_midtraining(path, stage)
+        if stage.early_exposure is not None:
+            self._validate_early_exposure(path, i, stage)
+
+    def _validate_midtraining(self, path: str, stage: StageConfig) -> None:
+        mt, mp = stage.midtraining, join(path, "midtraining")
+        assert mt is not None
+        self._known_source(mt.source, join(mp, "source"))
+        check(mt.source not in stage.mixture, join(mp, "source"),
+              f"{mt.source!r} is also in the mixture; give it through midtraining only")
+        check(0 < mt.weight < 1, join(mp, "weight"), f"must be in (0, 1), got {mt.weight}")
+        check((mt.start is None) != (mt.start_step is None), join(mp, "start"), "give exactly one of start and start_step")
+        if mt.start is not None:
+            check(0 <= mt.start < 1, join(mp, "start"), f"a fraction of the stage in [0, 1), got {mt.start}")
+        if mt.start_step is not None:
+            check(mt.start_step >= 0, join(mp, "start_step"), "must be >= 0")
+        if mt.ramp_steps is not None:
+            check(mt.ramp_steps > 0, join(mp, "ramp_steps"), "must be positive")
+
+    def _validate_early_exposure(self, path: str, i: int, stage: StageConfig) -> None:
+        ee, ep = stage.early_exposure, join(path, "early_exposure")
+        assert ee is not None
+        self._known_source(ee.source, join(ep, "source"))
+        check(0 <= ee.fraction < 1, join(ep, "fraction"), f"λ must be in [0, 1), got {ee.fraction}")
+        check(ee.source not in stage.mixture, join(ep, "source"),
+              f"{ee.source!r} is also in this stage's mixture; give it through early_exposure only")
+        later = [s for s in self.stages[i + 1:]]
+        if ee.target_stage is None:
+            posttrain = [s.name for s in later if s.kind == "posttrain"]
+            check(bool(posttrain), join(ep, "target_stage"), "no later posttrain stage; name the target stage")
+            ee.target_stage = posttrain[0]
+        check(ee.target_stage in [s.name for s in later], join(ep, "target_stage"),
+              f"{ee.target_stage!r} is not one of the later stages ({', '.join(s.name for s in later) or 'none'})")
+        target = self.stage(ee.target_stage)
+        check(target.weights().get(ee.source, 0) > 0, join(ep, "source"),
+              f"{ee.source!r} is not in the mixture of stage {target.name!r}, so there is no target data to move")
+        check(target.early_exposure is None, join(ep, "target_stage"), "the target stage has early exposure itself")
+
+
+def parse_run_config(data: dict, base_dir: str | Path = ".") -> RunConfig:
+    """A validated RunConfig from a parsed mapping; relative paths resolve against `base_dir`."""
+    config = from_mapping(RunConfig, {**data, "base_dir": str(base_dir)} if "base_dir" not in data else data)
+    return config.validate()
+
+
+def read_mapping(path: str | Path) -> dict:
+    """Parse a YAML (.yaml/.yml) or TOML (.toml) file into a mapping, with errors naming the file."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such config file")
+    text = path.read_text()
+    if path.suffix == ".toml":
+        import tomllib
+
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(str(path), f"not valid TOML: {exc}") from None
+    elif path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(str(path), f"not valid YAML: {exc}") from None
+    else:
+        raise ConfigError(str(path), "a config is a .yaml, .yml or .toml file")
+    if not isinstance(data, dict):
+        raise ConfigError(str(path), "the file must hold a mapping at the top level")
+    return data
+
+
+def load_run_config(path: str | Path) -> RunConfig:
+    """Read and validate a run config file (YAML or TOML)."""
+    path = Path(path)
+    return parse_run_config(read_mapping(path), base_dir=path.resolve().parent)

@@ -1,0 +1,205 @@
+"""Sweeps: a grid over config fields → runs that share identical stages → evaluation → frontier.
+
+A sweep file names a base run config (a path or an inline mapping), a grid of
+dotted config paths (`stages.pretrain.early_exposure.fraction: [0, 0.5]`;
+a stage is addressed by name or index) and what to evaluate. Every
+combination becomes a run. Each stage lives in `stages/<name>-<hash>/`, named
+by its plan hash, so a stage whose inputs are identical in two runs (e.g. the
+pretraining of runs that differ only in fine-tuning LR) is trained once.
+Every stage's final checkpoint (or every checkpoint) is evaluated with the
+ordinary evaluator into `results/` (cached per item), and the frontier table
+compares the runs (see `forgetscope.train.frontier`).
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+from forgetscope.store import atomic_write_text, slug
+from forgetscope.train.config import RunConfig, parse_run_config, read_mapping
+from forgetscope.train.fields import ConfigError, check, from_mapping, join
+
+
+@dataclass
+class EvalConfig:
+    """What every stage checkpoint of a sweep is evaluated on."""
+
+    target_tasks: list[str] | None = None
+    """Tasks of the post-training capability (default: the tasks of the post-training stage's main source)."""
+    downstream_tasks: list[str] | None = None
+    """Tasks of the fine-tuning objective (default: the tasks of the fine-tuning stage's main source)."""
+    extra_tasks: list[str] = dataclass_field(default_factory=list)
+    """Also evaluated and kept in the records (not in the frontier)."""
+    n_items: int = 100
+    """Items per synthetic task."""
+    item_seed: int = 0
+    """Which synthetic items (the same for every run)."""
+    batch_size: int = 16
+    """Evaluation batch size (never changes a score)."""
+    every_checkpoint: bool = False
+    """Evaluate intermediate checkpoints too, not only each stage's final one."""
+    metric: Literal["acc", "acc_norm", "acc_per_token"] = "acc"
+    """Correctness used for accuracy and F_true."""
+
+
+@dataclass
+class SweepConfig:
+    """A base run, a grid over its fields, and the evaluation."""
+
+    base: dict[str, Any]
+    """The base run config (inline mapping; a path in the file is read relative to the sweep file)."""
+    grid: dict[str, list[Any]] = dataclass_field(default_factory=dict)
+    """Dotted config path → values; runs are the Cartesian product."""
+    eval: EvalConfig = dataclass_field(default_factory=EvalConfig)
+    """Evaluation of every stage checkpoint."""
+    name: str = "sweep"
+    """Sweep name."""
+    base_dir: str = "."
+    """Where relative paths of the base config resolve (set by the loader)."""
+
+
+@dataclass
+class SweepRun:
+    """One expanded run: its name, its grid values and its validated config."""
+
+    name: str
+    values: dict[str, Any]
+    config: RunConfig
+
+
+def load_sweep_config(path: str | Path) -> SweepConfig:
+    """Read a sweep file (YAML or TOML); `base` may be a path to a run config file."""
+    path = Path(path)
+    data = read_mapping(path)
+    base_dir = path.resolve().parent
+    if isinstance(data.get("base"), str):
+        base_path = Path(data["base"])
+        base_path = base_path if base_path.is_absolute() else base_dir / base_path
+        data = {**data, "base": read_mapping(base_path)}
+        base_dir = base_path.resolve().parent
+    check("base" in data, "base", "is required: a run config mapping or the path of one")
+    return from_mapping(SweepConfig, {**data, "base_dir": str(base_dir)})
+
+
+def set_path(data: dict, dotted: str, value: Any) -> None:
+    """Set `a.b.c` in nested mappings; inside a list, a part matches an element's `name` or an index."""
+    parts = dotted.split(".")
+    node: Any = data
+    where = ""
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if isinstance(node, list):
+            match = [j for j, el in enumerate(node) if isinstance(el, dict) and el.get("name") == part]
+            if not match and part.isdigit() and int(part) < len(node):
+                match = [int(part)]
+            names = ", ".join(str(el.get("name")) for el in node if isinstance(el, dict))
+            check(bool(match), join("grid", dotted), f"{where or 'list'} has no element {part!r} (names: {names})")
+            if last:
+                node[match[0]] = value
+            node = node[match[0]]
+        elif isinstance(node, dict):
+            if last:
+                node[part] = value
+            else:
+                if node.get(part) is None:
+                    node[part] = {}
+                node = node[part]
+        else:
+            raise ConfigError(join("grid", dotted), f"{where} is not a mapping or list")
+        where = join(where, part)
+
+
+def _short_keys(keys: list[str]) -> dict[str, str]:
+    """The shortest distinct dotted suffix of every grid key (for run names)."""
+    out = {}
+    for key in keys:
+        parts = key.split(".")
+        for n in range(1, len(parts) + 1):
+            short = ".".join(parts[-n:])
+            if sum(1 for k in keys if k.endswith(short)) == 1:
+                out[key] = short
+                break
+        else:
+            out[key] = key
+    return out
+
+
+def expand(sweep: SweepConfig) -> list[SweepRun]:
+    """Every grid combination as a validated run config (errors name the run and the field)."""
+    keys = list(sweep.grid)
+    for key in keys:
+        check(isinstance(sweep.grid[key], list) and len(sweep.grid[key]) > 0, join("grid", key),
+              "needs a non-empty list of values")
+    short = _short_keys(keys)
+    runs = []
+    for combo in itertools.product(*(sweep.grid[k] for k in keys)):
+        values = dict(zip(keys, combo))
+        name = slug("_".join(f"{short[k]}={v}" for k, v in values.items()) or "base", limit=120)
+        data = copy.deepcopy(sweep.base)
+        for key, value in values.items():
+            set_path(data, key, value)
+        data["name"] = name
+        try:
+            config = parse_run_config(data, base_dir=sweep.base_dir)
+        except ConfigError as exc:
+            raise ConfigError(exc.path, f"{str(exc)[len(exc.path) + 2:]} (in run {name})") from None
+        runs.append(SweepRun(name, values, config))
+    names = [r.name for r in runs]
+    check(len(set(names)) == len(names), "grid", "two runs got the same name; make the values distinct")
+    return runs
+
+
+def stage_home_for(output: Path) -> Callable:
+    return lambda plan: output / "stages" / f"{plan.name}-{plan.hash[:12]}"
+
+
+@dataclass
+class SweepResult:
+    """Where everything went, and the frontier."""
+
+    output: Path
+    runs: list[SweepRun]
+    frontier: Any
+    """pandas DataFrame, one row per run (also frontier.csv)."""
+    evaluations: dict[str, dict] = dataclass_field(default_factory=dict)
+    """run → {"post": records, "finetune": records, ...} of the final checkpoints (for per-item views)."""
+    trained: dict[str, list[str]] = dataclass_field(default_factory=dict)
+    """run → stages it trained (the rest were shared or reused)."""
+
+
+def run_sweep(sweep: SweepConfig, output: str | Path, *, device: str = "auto", log: Callable[[str], None] | None = print,
+              log_every: int = 50, progress=None, plot: bool = True) -> SweepResult:
+    """Train every run (sharing identical stages), evaluate every stage checkpoint, write the frontier."""
+    from forgetscope.train.data import source_fingerprint
+    from forgetscope.train.frontier import evaluate_run, frontier_table, save_frontier
+    from forgetscope.train.prepare import tokenizer_hash
+    from forgetscope.train.runner import train_run
+
+    output = Path(output)
+    runs = expand(sweep)
+    say = log or (lambda _m: None)
+    result = SweepResult(output, runs, None)
+    atomic_write_text(output / "sweep.json", json.dumps({
+        "name": sweep.name, "grid": sweep.grid, "runs": [{"name": r.name, "values": r.values} for r in runs]},
+        indent=1, default=str))
+    for run in runs:
+        fps = {k: source_fingerprint(k, s, run.config.base_dir) for k, s in run.config.sources.items()}
+        tok_dir = output / "tokenizers" / tokenizer_hash(run.config, fps)[:12]
+        say(f"── run {run.name}")
+        done = train_run(run.config, output / "runs" / run.name, stage_home=stage_home_for(output),
+                         tokenizer_dir=tok_dir, device=device, log=log, log_every=log_every)
+        result.trained[run.name] = done.trained
+    rows = []
+    for run in runs:
+        row, evaluation = evaluate_run(run, output, sweep.eval, device=device, progress=progress)
+        rows.append(row)
+        result.evaluations[run.name] = evaluation
+    result.frontier = frontier_table(rows)
+    save_frontier(result.frontier, output, plot=plot)
+    return result
