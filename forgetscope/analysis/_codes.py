@@ -148,6 +148,45 @@ def fixed_width(series: pd.Series) -> tuple[int, np.ndarray | None] | None:
     return width, parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
+_HEX_VALUES = np.full(256, 255, dtype=np.uint8)
+_HEX_VALUES[np.frombuffer(b"0123456789", np.uint8)] = np.arange(10)
+_HEX_VALUES[np.frombuffer(b"abcdef", np.uint8)] = np.arange(10, 16)
+_HEX_VALUES[np.frombuffer(b"ABCDEF", np.uint8)] = np.arange(10, 16)
+
+
+def hex64(series: pd.Series) -> np.ndarray | None:
+    """A column of 16-digit hex strings (item hashes) as the uint64 numbers they spell.
+
+    Exact (16 hex digits are 64 bits) and 8 bytes a row, read chunk by chunk
+    from the Arrow buffers; None when some value is not 16 hex digits.
+    """
+    chunked = _arrow_chunks(series)
+    if chunked is None or chunked.null_count:
+        return None
+    out = np.empty(len(chunked), dtype=np.uint64)
+    at = 0
+    for arrow in chunked.chunks:
+        n = len(arrow)
+        if n == 0:
+            continue
+        offset_type = np.int64 if pa.types.is_large_string(arrow.type) else np.int32
+        size = np.dtype(offset_type).itemsize
+        offsets = np.frombuffer(arrow.buffers()[1], dtype=offset_type, count=n + 1, offset=arrow.offset * size)
+        if offsets[-1] - offsets[0] != 16 * n or (np.diff(offsets) != 16).any():
+            return None
+        data = np.frombuffer(arrow.buffers()[2], dtype=np.uint8)[offsets[0]: offsets[0] + 16 * n]
+        digits = _HEX_VALUES[data].reshape(n, 16)
+        if (digits == 255).any():
+            return None
+        value = np.zeros(n, dtype=np.uint64)
+        for column in range(16):
+            value <<= np.uint64(4)
+            value |= digits[:, column]
+        out[at: at + n] = value
+        at += n
+    return out
+
+
 def _as_integers(series: pd.Series) -> np.ndarray | None:
     """The column as int64 when every value is an integer (or its canonical text)."""
     if pd.api.types.is_integer_dtype(series.dtype) and not is_categorical(series):
@@ -237,7 +276,8 @@ def encode_items(
         columns = [ids_b] + ([ids_a] if two else [])
         arrows = [_arrow_chunks(c) for c in columns]  # chunks as they are: no copy of 10M strings
         if all(a is not None for a in arrows):
-            salt = task_b if not two else np.concatenate([task_b, task_a])
+            small = np.int32 if n_tasks < 2**31 else np.int64  # task codes: 4 bytes a row are plenty
+            salt = task_b if not two else np.concatenate([task_b.astype(small), task_a.astype(small)])
             found = _strings.text_codes(arrows, salt=salt)
             if found is not None:
                 codes, _ = found

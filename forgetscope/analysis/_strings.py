@@ -23,6 +23,8 @@ _MIX_2 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX_3 = np.uint64(0x94D049BB133111EB)
 _SHIFT = np.uint64(31)
 _ALL_ONES = np.uint64(0xFFFFFFFFFFFFFFFF)
+#: rows per block where work is done in blocks to keep temporaries small
+_BLOCK = 1 << 20
 
 
 class _Words:
@@ -142,6 +144,16 @@ def _mix(h: np.ndarray) -> np.ndarray:
     return h
 
 
+def _salt_in_place(h: np.ndarray, salt: np.ndarray) -> None:
+    """h = mix(h ^ salt · MIX_3), block by block (no N-row temporaries)."""
+    for start in range(0, len(h), _BLOCK):
+        part = h[start:start + _BLOCK]
+        salted = salt[start:start + _BLOCK].astype(np.uint64)
+        salted *= _MIX_3
+        part ^= salted
+        _mix(part)  # in place on the view
+
+
 def string_hashes(column, salt: np.ndarray | None = None) -> np.ndarray:
     """A 64-bit hash (uint64) of each string, mixed with `salt` (ints) when given."""
     parts = [_hash_words(_Words(chunk)) for chunk in _chunks(column) if len(chunk)]
@@ -183,11 +195,14 @@ def _slot_groups(h: np.ndarray) -> np.ndarray:
     n = len(h)
     bits = max(int(np.ceil(np.log2(max(n, 2)))), 4)  # ≥ n slots: a few rows in eight collide
     index = np.int32 if n < 2**31 else np.int64
-    slot = h * _MIX_1
-    slot >>= np.uint64(64 - bits)
-    slot = slot.view(np.int64)
+    slot = np.empty(n, dtype=index)  # slots < 2**bits ≤ 2n fit the row-number type
     table = np.full(1 << bits, -1, dtype=index)
-    table[slot] = np.arange(n, dtype=index)  # one row per slot wins; which one does not matter
+    for start in range(0, n, _BLOCK):  # in blocks: temporaries of a block, not of n rows
+        stop = min(start + _BLOCK, n)
+        part = h[start:stop] * _MIX_1
+        part >>= np.uint64(64 - bits)
+        slot[start:stop] = part
+        table[slot[start:stop]] = np.arange(start, stop, dtype=index)  # one row per slot wins
     representative = table[slot]
     del slot, table
     other = np.flatnonzero(h[representative] != h)
@@ -226,11 +241,7 @@ def text_codes(columns: list, salt: np.ndarray | None = None) -> tuple[np.ndarra
         h[at: at + len(w)] = _hash_words(w)
         at += len(w)
     if salt is not None:
-        salted = np.asarray(salt).astype(np.uint64)
-        salted *= _MIX_3
-        h ^= salted
-        del salted
-        h = _mix(h)
+        _salt_in_place(h, np.asarray(salt))
     representative = _slot_groups(h)
     del h
     check = np.flatnonzero(representative != np.arange(len(representative), dtype=representative.dtype))
@@ -239,8 +250,9 @@ def text_codes(columns: list, salt: np.ndarray | None = None) -> tuple[np.ndarra
         if salt is not None and (np.asarray(salt)[check] != np.asarray(salt)[rows_r]).any():
             return None
         bounds = np.cumsum([0] + [len(c) for c in chunks])
-        if not _equal(words, bounds, check, rows_r).all():
-            return None
+        for start in range(0, len(check), _BLOCK):  # in blocks: a block's byte reads at a time
+            if not _equal(words, bounds, check[start:start + _BLOCK], rows_r[start:start + _BLOCK]).all():
+                return None
     # Number the groups 0..U-1 by their representative row (dense, in row order).
     is_first = np.zeros(len(representative), dtype=bool)
     is_first[representative] = True
@@ -248,5 +260,6 @@ def text_codes(columns: list, salt: np.ndarray | None = None) -> tuple[np.ndarra
     del is_first
     rank -= 1
     n_groups = int(rank[-1]) + 1 if len(rank) else 0
-    codes = rank[representative].astype(np.int64)
-    return codes, n_groups
+    codes = rank[representative]
+    del rank, representative  # before the int64 copy: one N-row array fewer at the peak
+    return codes.astype(np.int64), n_groups

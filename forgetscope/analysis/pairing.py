@@ -326,6 +326,11 @@ def _changed(before, rows_b, after, rows_a) -> np.ndarray:
         if len(suspects):
             differs[suspects[_known_and_different(before["item_hash"], after["item_hash"], suspects)]] = True
         return differs
+    hex_b = _codes.hex64(before["item_hash"])
+    hex_a = _codes.hex64(after["item_hash"]) if hex_b is not None else None
+    if hex_b is not None and hex_a is not None:  # forgetscope's own 16-hex hashes: 8 bytes a row
+        differs |= (hex_b if rows_b is None else hex_b[rows_b]) != (hex_a if rows_a is None else hex_a[rows_a])
+        return differs
     fixed_b, fixed_a = _codes.fixed_width(before["item_hash"]), _codes.fixed_width(after["item_hash"])
     if (fixed_b and fixed_b[0] == 0) or (fixed_a and fixed_a[0] == 0):
         return differs  # one side has no hashes at all: nothing to check
