@@ -149,3 +149,36 @@ def test_equal_length_hashes_are_compared_as_bytes(pair):
         pair_records(before, after.iloc[::-1])
     after["item_hash"] = ""  # an importer without hashes: unknown, not different
     assert len(pair_records(before, after).frame) == 11
+
+
+@pytest.mark.parametrize("order", ["aligned", "shuffled"])
+def test_sixteen_digit_hex_hashes_compare_exactly_as_numbers(pair, order):
+    """forgetscope's own 16-hex item hashes take the uint64 route; one changed digit is caught."""
+    import pyarrow as pa
+
+    from forgetscope.analysis._codes import hex64
+
+    before, after = base(pair)
+    digests = [f"{(i * 0x9E3779B97F4A7C15) % 2**64:016x}" for i in range(len(before))]
+    arrow = pd.ArrowDtype(pa.string())  # how load_records returns text columns
+    before["item_hash"] = pd.Series(digests, dtype=arrow)
+    after["item_hash"] = pd.Series(digests, dtype=arrow)
+    assert hex64(before["item_hash"]).tolist() == [int(d, 16) for d in digests]
+    other = after if order == "aligned" else after.iloc[::-1]
+    assert len(pair_records(before, other).frame) == 11
+    edited = digests[3][:-1] + ("0" if digests[3][-1] != "0" else "1")  # last hex digit only
+    after.loc[3, "item_hash"] = edited
+    other = after if order == "aligned" else after.iloc[::-1]
+    with pytest.raises(ItemMismatchError, match=str(after.loc[3, "item_id"])):
+        pair_records(before, other)
+
+
+def test_hex64_declines_what_is_not_sixteen_hex_digits():
+    import pyarrow as pa
+
+    from forgetscope.analysis._codes import hex64
+
+    arrow = pd.ArrowDtype(pa.string())
+    assert hex64(pd.Series(["cad6abc51f993715", "cad6abc51f99371g"], dtype=arrow)) is None  # not hex
+    assert hex64(pd.Series(["cad6abc51f993715", "cad6"], dtype=arrow)) is None  # not 16 digits
+    assert hex64(pd.Series(["FFFFFFFFFFFFFFFF"], dtype=arrow)).tolist() == [2**64 - 1]
