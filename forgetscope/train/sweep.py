@@ -16,12 +16,13 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import re
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any, Callable, Literal
 
-from forgetscope.store import atomic_write_text, slug
+from forgetscope.store import atomic_write_text
 from forgetscope.train.config import RunConfig, parse_run_config, read_mapping
 from forgetscope.train.fields import ConfigError, check, from_mapping, join
 
@@ -130,6 +131,12 @@ def _short_keys(keys: list[str]) -> dict[str, str]:
     return out
 
 
+def _run_name(values: dict[str, Any], short: dict[str, str]) -> str:
+    """`fraction=0.5_lr=0.001`: readable and safe as a directory name ('/' and spaces become '_')."""
+    name = "_".join(f"{short[k]}={v}" for k, v in values.items()) or "base"
+    return re.sub(r"[^A-Za-z0-9._=+-]+", "_", name)[:120]
+
+
 def expand(sweep: SweepConfig) -> list[SweepRun]:
     """Every grid combination as a validated run config (errors name the run and the field)."""
     keys = list(sweep.grid)
@@ -140,7 +147,7 @@ def expand(sweep: SweepConfig) -> list[SweepRun]:
     runs = []
     for combo in itertools.product(*(sweep.grid[k] for k in keys)):
         values = dict(zip(keys, combo))
-        name = slug("_".join(f"{short[k]}={v}" for k, v in values.items()) or "base", limit=120)
+        name = _run_name(values, short)
         data = copy.deepcopy(sweep.base)
         for key, value in values.items():
             set_path(data, key, value)

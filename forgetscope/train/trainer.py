@@ -4,7 +4,8 @@ Why it is faster than the plain loop in `loop.py` (measured in
 `benchmarks/train_throughput.py`): the loss is computed from the decoder's
 hidden states with the LM head applied to the positions that have a target
 (no logits for the last position, no label tensor, no attention mask, so
-attention runs as pure causal SDPA); AdamW is the fused kernel where the
+attention runs as pure causal SDPA), fused with the cross-entropy in chunks
+(`fused_loss.py`: no [tokens, vocab] logits tensor); AdamW is the fused kernel where the
 device has one; the per-step loss stays a tensor (no `.item()` sync per
 step); batches are gathered from one pre-packed tensor by index.
 
@@ -63,15 +64,21 @@ class LossModule:
         import torch
         import torch.nn.functional as F
 
+        from forgetscope.train.fused_loss import linear_cross_entropy_sum
+
         class NextTokenLoss(torch.nn.Module):
             def __init__(self, lm: "PreTrainedModel") -> None:
                 super().__init__()
                 self.lm = lm
 
             def forward(self, batch: "torch.Tensor") -> "torch.Tensor":
-                hidden = self.lm.base_model(input_ids=batch, use_cache=False).last_hidden_state
-                logits = self.lm.get_output_embeddings()(hidden[:, :-1])
-                return F.cross_entropy(logits.flatten(0, 1).float(), batch[:, 1:].flatten(), reduction="sum")
+                hidden = self.lm.base_model(input_ids=batch, use_cache=False).last_hidden_state[:, :-1]
+                head = self.lm.get_output_embeddings()
+                targets = batch[:, 1:].flatten()
+                if hidden.dtype == torch.float32 and head.bias is None and not torch.is_autocast_enabled():
+                    return linear_cross_entropy_sum(hidden.flatten(0, 1), head.weight, targets)
+                logits = head(hidden)
+                return F.cross_entropy(logits.flatten(0, 1).float(), targets, reduction="sum")
 
         return NextTokenLoss(model)
 
