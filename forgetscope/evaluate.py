@@ -57,6 +57,12 @@ class EvalSettings:
     #: items scored between two writes to disk
     chunk_size: int = 256
     threads: int | None = None
+    #: vLLM: fraction of GPU memory for weights and KV cache (not a scoring setting)
+    gpu_memory_utilization: float = 0.9
+    #: vLLM: the engine's context length (default: the model's); truncation depends on it
+    max_model_len: int | None = None
+    #: vLLM: GPUs the model is sharded over (not a scoring setting)
+    tensor_parallel_size: int = 1
 
     def scoring_key(self) -> dict:
         return {
@@ -68,6 +74,8 @@ class EvalSettings:
             "temperature": self.temperature,
             "top_p": self.top_p,
             "max_new_tokens": self.max_new_tokens,
+            # only when set, so hashes (and caches) from before this field existed stay valid
+            **({"max_model_len": self.max_model_len} if self.max_model_len is not None else {}),
         }
 
     def settings_hash(self) -> str:
@@ -135,6 +143,8 @@ class _LazyBackend:
                 s.backend, self.ckpt.model, dtype=s.dtype, device=s.device, batch_size=s.batch_size,
                 max_length=s.max_length, gguf_file=self.ckpt.gguf_file,
                 trust_remote_code=s.trust_remote_code, threads=s.threads,
+                **({"gpu_memory_utilization": s.gpu_memory_utilization, "max_model_len": s.max_model_len,
+                    "tensor_parallel_size": s.tensor_parallel_size, "seed": s.seed} if s.backend == "vllm" else {}),
             )
         return self._backend
 
@@ -173,8 +183,10 @@ def _evaluate_task(
         })
         backend = lazy.get()
         context = _RowContext(ckpt.name, model_fp, task, task_fp, settings_hash, settings, backend)
-        for start in range(0, len(todo), max(1, settings.chunk_size)):
-            chunk = todo[start:start + settings.chunk_size]
+        # a backend that batches by itself (vLLM) may ask for bigger calls than chunk_size
+        step = max(1, settings.chunk_size, getattr(backend, "items_per_call", None) or 0)
+        for start in range(0, len(todo), step):
+            chunk = todo[start:start + step]
             rows = [row for row in context.score(chunk, repeats) if (row["item_id"], row["repeat"]) not in done_keys]
             run.append(to_table(rows))
             if progress:
