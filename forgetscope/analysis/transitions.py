@@ -383,6 +383,8 @@ class Comparison:
     overall: pd.DataFrame
     """One row: all paired items together."""
     paired: PairedItems
+    #: margin below which a flip counts as unstable (None: not looked at); see analysis.stability
+    flip_tolerance: float | None = None
 
     @property
     def dropped(self) -> pd.DataFrame:
@@ -400,6 +402,7 @@ class Comparison:
             categories.setdefault(str(row["task"]), {})[str(row["category"])] = _entry(row)
         return {
             "metric": self.metric,
+            **({"flip_tolerance": self.flip_tolerance} if self.flip_tolerance is not None else {}),
             "tasks": {str(row["task"]): _entry(row) for row in self.tasks.to_dict("records")},
             "categories": categories,
             "overall": _entry(self.overall.to_dict("records")[0]) if len(self.overall) else {},
@@ -412,7 +415,9 @@ class Comparison:
 
 
 def _entry(row: dict) -> dict:
-    return {name: _json_value(row[name]) for name in SUMMARY_COLUMNS if name in row}
+    from .stability import UNSTABLE_COLUMNS
+
+    return {name: _json_value(row[name]) for name in SUMMARY_COLUMNS + UNSTABLE_COLUMNS if name in row}
 
 
 def _json_value(value):
@@ -433,17 +438,29 @@ def compare_records(
     identical_only: bool = False,
     n_bootstrap: int = 1000,
     seed: int = 0,
+    flip_tolerance: float | None = None,
 ) -> Comparison:
-    """Pair two checkpoints' records and summarise transitions per task, category and overall."""
+    """Pair two checkpoints' records and summarise transitions per task, category and overall.
+
+    flip_tolerance (nats, > 0): also count the 1→0 and 0→1 flips whose
+    decision margin is below it on either side (n_10_unstable, n_01_unstable;
+    paired.frame gets a bool column `unstable`); needs `loglikelihoods` in both
+    records. The headline figures are unchanged. See analysis.stability.
+    """
     paired = pair_records(before, after, metric=metric, identical_only=identical_only)
     frame = paired.frame
     rows = _RowCodes.of(frame)  # encoded once, grouped three ways
     categories = _summarize(frame, rows, ["task", "category"], n_bootstrap, seed)
     categories = categories[categories["category"] != ""].reset_index(drop=True)
-    return Comparison(
+    comparison = Comparison(
         metric=metric,
         tasks=_summarize(frame, rows, ["task"], n_bootstrap, seed),
         categories=categories,
         overall=_summarize(frame, rows, [], n_bootstrap, seed),
         paired=paired,
     )
+    if flip_tolerance:
+        from .stability import add_unstable
+
+        add_unstable(comparison, before, after, float(flip_tolerance))
+    return comparison

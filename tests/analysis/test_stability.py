@@ -1,0 +1,104 @@
+"""Unstable flips: decision margins by hand, the counts compare reports, and their alignment."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forgetscope.analysis import compare_records
+from forgetscope.analysis.stability import DEFAULT_FLIP_TOLERANCE, decision_margins, unstable_counts
+
+
+def _records(rows: list[tuple]) -> pd.DataFrame:
+    """rows: (task, item_id, repeat, correct, loglikelihoods, choice_chars)."""
+    return pd.DataFrame([
+        {"checkpoint": "x", "task": t, "item_id": i, "item_hash": f"h{t}{i}", "category": "c" if t == "t" else "",
+         "n_choices": len(ll), "repeat": r, "correct": bool(c), "correct_norm": bool(c), "correct_per_token": bool(c),
+         "loglikelihoods": np.asarray(ll, dtype=float), "choice_chars": np.asarray(chars, dtype=np.int32),
+         "choice_tokens": np.ones(len(ll), dtype=np.int32)}
+        for t, i, r, c, ll, chars in rows
+    ])
+
+
+def test_margins_by_hand():
+    records = _records([
+        ("t", "a", 0, 1, [-1.0, -2.0, -1.5], [1, 4, 2]),  # acc: -1 vs -1.5; norm: -0.5 vs -0.75
+        ("t", "b", 0, 1, [-1.0, -1.0, -4.0], [1, 2, 3]),  # tie under acc; norm: -0.5 vs -1
+        ("t", "c", 0, 1, [-3.0], [3]),  # one choice: nothing can overtake it
+        ("g", "d", 0, 0, [], []),  # generative: no margin
+    ])
+    assert decision_margins(records, "acc").tolist() == pytest.approx([0.5, 0.0, np.inf, np.nan], nan_ok=True)
+    assert decision_margins(records, "acc_norm").tolist() == pytest.approx([0.25, 0.5, np.inf, np.nan], nan_ok=True)
+    assert decision_margins(records, "acc_per_token")[:2].tolist() == pytest.approx([0.5, 0.0])
+
+
+BEFORE = [
+    ("t", "0", 0, 1, [-1.0, -1.0005, -3.0], [1, 1, 1]),  # 1→0, before margin 5e-4: unstable
+    ("t", "1", 0, 1, [-1.0, -2.0, -3.0], [1, 1, 1]),  # 1→0, after margin 5e-4: unstable
+    ("t", "2", 0, 1, [-1.0, -2.0, -3.0], [1, 1, 1]),  # 1→0, margins 1 and 1: a real flip
+    ("t", "3", 0, 0, [-1.0, -1.0, -3.0], [1, 1, 1]),  # 0→1 from a tie: unstable
+    ("t", "4", 0, 1, [-1.0, -1.0001, -3.0], [1, 1, 1]),  # 1→1 near a tie: not a flip
+    ("g", "5", 0, 1, [], []),  # generative 1→0: never unstable
+]
+AFTER = [
+    ("t", "0", 0, 0, [-2.0, -1.0, -3.0], [1, 1, 1]),
+    ("t", "1", 0, 0, [-2.0, -1.9995, -5.0], [1, 1, 1]),
+    ("t", "2", 0, 0, [-2.0, -1.0, -3.0], [1, 1, 1]),
+    ("t", "3", 0, 1, [-1.0, -2.0, -3.0], [1, 1, 1]),
+    ("t", "4", 0, 1, [-1.0, -1.0001, -3.0], [1, 1, 1]),
+    ("g", "5", 0, 0, [], []),
+]
+
+
+def test_compare_counts_unstable_flips_apart():
+    result = compare_records(_records(BEFORE), _records(AFTER), n_bootstrap=0, flip_tolerance=1e-3)
+    tasks = result.tasks.set_index("task")
+    assert tasks.loc["t", ["n_10", "n_10_unstable", "n_01", "n_01_unstable"]].tolist() == [3, 2, 1, 1]
+    assert tasks.loc["g", ["n_10", "n_10_unstable", "n_01_unstable"]].tolist() == [1, 0, 0]
+    assert result.overall[["n_10", "n_10_unstable", "n_01_unstable"]].iloc[0].tolist() == [4, 2, 1]
+    assert result.categories[["task", "category", "n_10_unstable"]].values.tolist() == [["t", "c", 2]]
+    # headline figures count every flip
+    assert tasks.loc["t", "forgetting"] == pytest.approx(3 / 5)
+    assert result.paired.frame["unstable"].tolist() == [True, True, False, True, True, False]
+    data = result.to_json_dict()
+    assert data["flip_tolerance"] == 1e-3
+    assert data["tasks"]["t"]["n_10_unstable"] == 2 and data["tasks"]["t"]["n_01_unstable"] == 1
+    assert data["overall"]["n_10_unstable"] == 2
+
+
+def test_tolerance_decides_and_default_is_off():
+    loose = compare_records(_records(BEFORE), _records(AFTER), n_bootstrap=0, flip_tolerance=2.0)
+    assert loose.tasks.set_index("task").loc["t", "n_10_unstable"] == 3
+    plain = compare_records(_records(BEFORE), _records(AFTER), n_bootstrap=0)
+    assert "n_10_unstable" not in plain.tasks.columns and "unstable" not in plain.paired.frame.columns
+    assert "flip_tolerance" not in plain.to_json_dict()
+    assert DEFAULT_FLIP_TOLERANCE == 1e-3
+
+
+def test_alignment_does_not_depend_on_row_order():
+    after = _records(AFTER).iloc[[5, 3, 1, 0, 4, 2]].reset_index(drop=True)
+    result = compare_records(_records(BEFORE), after, n_bootstrap=0, flip_tolerance=1e-3)
+    tasks = result.tasks.set_index("task")
+    assert tasks.loc["t", ["n_10_unstable", "n_01_unstable"]].tolist() == [2, 1]
+
+
+def test_records_without_loglikelihoods_get_a_note():
+    before = _records(BEFORE).drop(columns=["loglikelihoods"])
+    result = compare_records(before, _records(AFTER), n_bootstrap=0, flip_tolerance=1e-3)
+    assert "n_10_unstable" not in result.tasks.columns
+    assert any("lack loglikelihoods" in note for note in result.notes)
+
+
+def test_counts_are_per_repeat_like_n_10():
+    frame = pd.DataFrame({
+        "task": ["a", "a", "a", "a", "b"], "category": "", "item_id": ["0", "0", "1", "1", "2"],
+        "repeat": [0, 1, 0, 1, 0], "before": [True, True, True, False, False],
+        "after": [False, False, False, False, True], "unstable": [True, True, True, True, True],
+    })
+    table = unstable_counts(frame, ["task"]).set_index("task")
+    # task a: 1→0 unstable rows: 3 over 2 repeats → 1.5; task b ran once: 1
+    assert table.loc["a", "n_10_unstable"] == pytest.approx(1.5)
+    assert table.loc["b", "n_01_unstable"] == pytest.approx(1.0)
+    overall = unstable_counts(frame, [])
+    assert overall["n_10_unstable"].iloc[0] == pytest.approx(1.5)
