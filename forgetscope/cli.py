@@ -27,7 +27,7 @@ TaskOpt = Annotated[list[str], typer.Option(
     help="Task: a built-in name (see `forgetscope tasks`), NAME=LOCAL_PATH for a built-in over local "
          "files, a .jsonl/.csv/.parquet file, a BIG-bench task.json, or a .yaml task spec. Repeatable.")]
 OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="Results directory (also the cache).")]
-BackendOpt = Annotated[str, typer.Option(help="Scoring backend: hf (transformers).")]
+BackendOpt = Annotated[str, typer.Option(help="Scoring backend: hf (transformers) or vllm (CUDA GPU).")]
 DeviceOpt = Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.")]
 DtypeOpt = Annotated[str, typer.Option(help="float32, bfloat16, float16 or auto.")]
 BatchOpt = Annotated[int, typer.Option("--batch-size", "-b", help="Sequences per forward pass (does not change scores).")]
@@ -51,6 +51,13 @@ BosOpt = Annotated[Optional[bool], typer.Option(
     "--add-special-tokens/--no-add-special-tokens",
     help="Force adding special tokens (BOS) when encoding; default follows the tokenizer.")]
 ThreadsOpt = Annotated[Optional[int], typer.Option(help="CPU threads for torch (default: all cores).")]
+GpuMemOpt = Annotated[float, typer.Option(help="vLLM: fraction of GPU memory for weights and KV cache.")]
+MaxModelLenOpt = Annotated[Optional[int], typer.Option(
+    help="vLLM: the engine's context length (default: the model's); longer sequences are cut from the left.")]
+TensorParallelOpt = Annotated[int, typer.Option(help="vLLM: GPUs to shard the model over.")]
+FlipTolOpt = Annotated[float, typer.Option(
+    help="Flips whose decision margin (best minus runner-up score) is below this many nats on either side "
+         "are also counted as unstable; 0 turns it off. Measure it with `forgetscope noise`.")]
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -78,13 +85,16 @@ def _load_tasks(specs: list[str], limit, num_fewshot, fewshot_source, fewshot_se
 
 
 def _settings(backend, device, dtype, batch_size, max_length, repeats, seed, temperature, top_p,
-              max_new_tokens, gguf_file, trust_remote_code, add_special_tokens, threads):
+              max_new_tokens, gguf_file, trust_remote_code, add_special_tokens, threads,
+              gpu_memory_utilization=0.9, max_model_len=None, tensor_parallel_size=1):
     from .evaluate import EvalSettings
 
     return EvalSettings(backend=backend, device=device, dtype=dtype, batch_size=batch_size, max_length=max_length,
                         repeats=repeats, seed=seed, temperature=temperature, top_p=top_p,
                         max_new_tokens=max_new_tokens, gguf_file=gguf_file, trust_remote_code=trust_remote_code,
-                        add_special_tokens=add_special_tokens, threads=threads)
+                        add_special_tokens=add_special_tokens, threads=threads,
+                        gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len,
+                        tensor_parallel_size=tensor_parallel_size)
 
 
 def _errors():
@@ -114,6 +124,8 @@ def eval_command(
     trust_remote_code: RemoteOpt = False, add_special_tokens: BosOpt = None, threads: ThreadsOpt = None,
     limit: LimitOpt = None, num_fewshot: FewshotOpt = None, fewshot_source: FewshotSourceOpt = None,
     fewshot_seed: FewshotSeedOpt = None, template: TemplateOpt = None, target_delimiter: DelimOpt = None,
+    gpu_memory_utilization: GpuMemOpt = 0.9, max_model_len: MaxModelLenOpt = None,
+    tensor_parallel_size: TensorParallelOpt = 1,
 ) -> None:
     """Score every item of the tasks and write one records row per item (cached, resumable)."""
     from .evaluate import Checkpoint, evaluate
@@ -122,7 +134,8 @@ def eval_command(
     try:
         tasks = _load_tasks(task, limit, num_fewshot, fewshot_source, fewshot_seed, template, target_delimiter)
         settings = _settings(backend, device, dtype, batch_size, max_length, repeats, seed, temperature, top_p,
-                             max_new_tokens, gguf_file, trust_remote_code, add_special_tokens, threads)
+                             max_new_tokens, gguf_file, trust_remote_code, add_special_tokens, threads,
+                             gpu_memory_utilization, max_model_len, tensor_parallel_size)
         with ProgressBars() as progress:
             records = evaluate(Checkpoint(checkpoint, name=name or checkpoint), tasks, output, settings,
                                progress=progress)
@@ -156,8 +169,11 @@ def compare(
     trust_remote_code: RemoteOpt = False, add_special_tokens: BosOpt = None, threads: ThreadsOpt = None,
     limit: LimitOpt = None, num_fewshot: FewshotOpt = None, fewshot_source: FewshotSourceOpt = None,
     fewshot_seed: FewshotSeedOpt = None, template: TemplateOpt = None, target_delimiter: DelimOpt = None,
+    gpu_memory_utilization: GpuMemOpt = 0.9, max_model_len: MaxModelLenOpt = None,
+    tensor_parallel_size: TensorParallelOpt = 1, flip_tolerance: FlipTolOpt = 1e-3,
 ) -> None:
     """Compare two checkpoints item by item: forgetting (1→0), backward transfer (0→1), chance-adjusted."""
+    from .analysis.stability import MARGIN_COLUMNS
     from .compare import compare_checkpoints, describe_items
     from .schema import ANALYSIS_COLUMNS
     from .report.progress import ProgressBars
@@ -168,13 +184,16 @@ def compare(
     try:
         tasks = _load_tasks(task, limit, num_fewshot, fewshot_source, fewshot_seed, template, target_delimiter)
         settings = _settings(backend, device, dtype, batch_size, max_length, repeats, seed, temperature, top_p,
-                             max_new_tokens, gguf_file, trust_remote_code, add_special_tokens, threads)
+                             max_new_tokens, gguf_file, trust_remote_code, add_special_tokens, threads,
+                             gpu_memory_utilization, max_model_len, tensor_parallel_size)
         with ProgressBars() as progress:
             comparison, before, after = compare_checkpoints(
                 checkpoint_a, checkpoint_b, tasks, output, settings, metric=metric,
                 identical_only=identical_only, n_bootstrap=n_bootstrap, seed=seed, progress=progress,
-                # stored records: the figures need only the analysis columns; the item list needs prompts
-                columns=None if show_items else ANALYSIS_COLUMNS)
+                # stored records: the figures need only the analysis columns (and, for unstable
+                # flips, the log-likelihoods); the item list needs prompts
+                columns=None if show_items else ANALYSIS_COLUMNS + (MARGIN_COLUMNS if flip_tolerance > 0 else []),
+                flip_tolerance=flip_tolerance if flip_tolerance > 0 else None)
     except _errors() as exc:
         _fail(str(exc))
     console = _console()
@@ -189,6 +208,10 @@ def compare(
     if categories and len(comparison.categories):
         console.print(comparison_table(comparison.categories, "per category", ["task", "category"]))
     console.print(comparison_table(comparison.overall.assign(scope="overall"), "overall (from items)", ["scope"]))
+    if comparison.flip_tolerance is not None:
+        console.print(f"unstable: of the 1→0 and 0→1 flips, those whose decision margin is below "
+                      f"{comparison.flip_tolerance:g} nats before or after (numeric noise can flip them); "
+                      "F and BT still count every flip")
     if show_items:
         from .analysis import transition_items
 
@@ -239,6 +262,7 @@ def demo(
 # Commands of other features live in their own modules (forgetscope/cli_*.py),
 # which define them with `@app.command` on this app; importing them registers them.
 _COMMAND_MODULES = [
+    "cli_noise",
     "cli_train",
     "cli_report",
     "cli_import",

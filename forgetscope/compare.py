@@ -88,17 +88,19 @@ def compare_checkpoints(
     seed: int = 0,
     progress: ProgressFn | None = None,
     columns: list[str] | None = None,
+    flip_tolerance: float | None = None,
 ):
     """Evaluate (or read) both sides and return (Comparison, records_before, records_after).
 
-    `columns`: what to load from a stored records side (see records_for)."""
+    `columns`: what to load from a stored records side (see records_for).
+    `flip_tolerance`: count flips with a decision margin below it apart (analysis.stability)."""
     from .analysis import compare_records
 
     settings = settings or EvalSettings()
     rec_before = records_for(before, tasks, output_dir, settings, progress=progress, columns=columns)
     rec_after = records_for(after, tasks, output_dir, settings, progress=progress, columns=columns)
     comparison = compare_records(rec_before, rec_after, metric=metric, identical_only=identical_only,
-                                 n_bootstrap=n_bootstrap, seed=seed)
+                                 n_bootstrap=n_bootstrap, seed=seed, flip_tolerance=flip_tolerance)
     return comparison, rec_before, rec_after
 
 

@@ -178,3 +178,37 @@ def add_unstable(comparison, before: pd.DataFrame, after: pd.DataFrame, toleranc
     if len(comparison.categories):
         comparison.categories = with_unstable_counts(comparison.categories, frame, ["task", "category"])
     comparison.overall = with_unstable_counts(comparison.overall, frame, [])
+
+
+def noise_summary(a: pd.DataFrame, b: pd.DataFrame, metric: str = "acc") -> pd.DataFrame:
+    """How two evaluations of the SAME checkpoint differ, per task and overall.
+
+    Columns: task ("(all)" for the overall row), n (paired rows), n_01, n_10,
+    flip_rate = (n_01 + n_10) / n, max_abs_dll (largest |Δ log-likelihood| over
+    every choice; NaN without multiple-choice rows) and suggested_flip_tolerance
+    = 2 · max_abs_dll: no decision with a larger margin can flip between them.
+    """
+    from .pairing import pair_records
+
+    frame = pair_records(a, b, metric=metric).frame
+    rows_a, rows_b = align_to_pairs(frame, a), align_to_pairs(frame, b)
+    ll_a, off_a = _flat(a["loglikelihoods"].iloc[rows_a])
+    ll_b, off_b = _flat(b["loglikelihoods"].iloc[rows_b])
+    if not np.array_equal(off_a, off_b):
+        raise ValueError("the two evaluations have different numbers of choices for some items")
+    sizes = np.diff(off_a)
+    row_max = np.full(len(frame), np.nan)
+    scored = np.flatnonzero(sizes > 0)
+    if len(scored):
+        row_max[scored] = np.maximum.reduceat(np.abs(ll_a - ll_b), off_a[scored])
+    before, after = frame["before"].to_numpy(dtype=bool), frame["after"].to_numpy(dtype=bool)
+    parts = pd.DataFrame({"task": frame["task"].astype(str).to_numpy(), "n_01": ~before & after,
+                          "n_10": before & ~after, "max_abs_dll": row_max})
+    per_task = parts.groupby("task", sort=True).agg(n=("n_01", "size"), n_01=("n_01", "sum"),
+                                                    n_10=("n_10", "sum"), max_abs_dll=("max_abs_dll", "max"))
+    overall = pd.DataFrame({"n": [len(parts)], "n_01": [int(parts["n_01"].sum())], "n_10": [int(parts["n_10"].sum())],
+                            "max_abs_dll": [parts["max_abs_dll"].max()]}, index=pd.Index(["(all)"], name="task"))
+    table = pd.concat([per_task, overall]).reset_index()
+    table["flip_rate"] = (table["n_01"] + table["n_10"]) / table["n"]
+    table["suggested_flip_tolerance"] = 2 * table["max_abs_dll"]
+    return table[["task", "n", "n_01", "n_10", "flip_rate", "max_abs_dll", "suggested_flip_tolerance"]]

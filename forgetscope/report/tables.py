@@ -24,6 +24,13 @@ SUMMARY_COLUMNS: list[tuple[str, str, str]] = [
 ]
 
 
+#: shown after "0→1" when the comparison counted unstable flips
+UNSTABLE_SUMMARY_COLUMNS: list[tuple[str, str, str]] = [
+    ("n_10_unstable", "1→0 unstable", "d"),
+    ("n_01_unstable", "0→1 unstable", "d"),
+]
+
+
 def _fmt(value, spec: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
@@ -40,12 +47,16 @@ def comparison_table(frame: pd.DataFrame, title: str, label_columns: Iterable[st
     table = Table(title=title, title_justify="left", header_style="bold")
     for name in labels:
         table.add_column(name)
-    for _, header, _ in SUMMARY_COLUMNS:
+    shown = SUMMARY_COLUMNS
+    if "n_10_unstable" in frame.columns:  # flips near a tie, counted apart (analysis.stability)
+        at = [c for c, _, _ in shown].index("n_01") + 1
+        shown = shown[:at] + UNSTABLE_SUMMARY_COLUMNS + shown[at:]
+    for _, header, _ in shown:
         table.add_column(header, justify="right")
     ci = {"forgetting", "backward_transfer"}
     for _, row in frame.iterrows():
         cells = [str(row[name]) for name in labels]
-        for column, _, spec in SUMMARY_COLUMNS:
+        for column, _, spec in shown:
             text = _fmt(row.get(column), spec)
             if column in ci and f"{column}_ci_low" in row and not pd.isna(row[f"{column}_ci_low"]):
                 text += f" [{row[f'{column}_ci_low']:.3f},{row[f'{column}_ci_high']:.3f}]"

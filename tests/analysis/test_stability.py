@@ -102,3 +102,58 @@ def test_counts_are_per_repeat_like_n_10():
     assert table.loc["b", "n_01_unstable"] == pytest.approx(1.0)
     overall = unstable_counts(frame, [])
     assert overall["n_10_unstable"].iloc[0] == pytest.approx(1.5)
+
+
+def test_noise_summary_by_hand():
+    from forgetscope.analysis.stability import noise_summary
+
+    a = _records([
+        ("t", "0", 0, 1, [-1.0, -1.0004, -3.0], [1, 1, 1]),
+        ("t", "1", 0, 1, [-1.0, -2.0, -3.0], [1, 1, 1]),
+        ("g", "2", 0, 1, [], []),
+    ])
+    b = _records([
+        ("t", "0", 0, 0, [-1.0003, -1.0001, -3.0], [1, 1, 1]),  # flipped by 3e-4 of noise
+        ("t", "1", 0, 1, [-1.0, -2.00005, -3.0], [1, 1, 1]),
+        ("g", "2", 0, 1, [], []),
+    ])
+    table = noise_summary(a, b).set_index("task")
+    assert table.loc["t", ["n", "n_01", "n_10"]].tolist() == [2, 0, 1]
+    assert table.loc["t", "flip_rate"] == pytest.approx(0.5)
+    assert table.loc["t", "max_abs_dll"] == pytest.approx(3e-4)
+    assert table.loc["t", "suggested_flip_tolerance"] == pytest.approx(6e-4)
+    assert np.isnan(table.loc["g", "max_abs_dll"]) and table.loc["g", "flip_rate"] == 0
+    assert table.loc["(all)", ["n", "n_10"]].tolist() == [3, 1]
+    assert table.loc["(all)", "flip_rate"] == pytest.approx(1 / 3)
+
+
+def test_compare_command_prints_and_writes_unstable_counts(tmp_path):
+    import json
+
+    import pyarrow.parquet as pq
+    from typer.testing import CliRunner
+
+    from forgetscope.cli import app
+    from forgetscope.schema import to_table
+
+    paths = []
+    for name, rows in (("before", BEFORE), ("after", AFTER)):
+        records = _records(rows).assign(checkpoint=name)
+        records["loglikelihoods"] = records["loglikelihoods"].map(list)
+        records["choice_chars"] = records["choice_chars"].map(list)
+        records["choice_tokens"] = records["choice_tokens"].map(list)
+        path = tmp_path / f"{name}.parquet"
+        pq.write_table(to_table(records.to_dict("records")), path)
+        paths.append(str(path))
+    out = tmp_path / "cmp.json"
+    result = CliRunner().invoke(app, ["compare", *paths, "--json", str(out), "--n-bootstrap", "0"],
+                                env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    assert "1→0 unstable" in result.output and "F and BT still count every flip" in result.output
+    data = json.loads(out.read_text())
+    assert data["flip_tolerance"] == 1e-3
+    assert (data["tasks"]["t"]["n_10"], data["tasks"]["t"]["n_10_unstable"]) == (3, 2)
+    off = CliRunner().invoke(app, ["compare", *paths, "--json", str(out), "--n-bootstrap", "0",
+                                   "--flip-tolerance", "0"])
+    assert off.exit_code == 0 and "unstable" not in off.output
+    assert "n_10_unstable" not in json.loads(out.read_text())["tasks"]["t"]
