@@ -35,13 +35,14 @@ FRONTIER_COLUMNS: list[tuple[str, str, str]] = [
     ("target_acc_ft", "target acc ft", ".3f"),
     ("target_loss_post", "target loss post", ".3f"),
     ("target_loss_ft", "target loss ft", ".3f"),
-    ("F_true", "F true", ".3f"),
+    ("F_true", "F_true", ".3f"),
     ("n_forgotten", "1→0", "d"),
     ("n_learned", "0→1", "d"),
-    ("downstream_acc_post", "downstream acc post", ".3f"),
-    ("downstream_acc_ft", "downstream acc ft", ".3f"),
-    ("downstream_loss_ft", "downstream loss ft", ".3f"),
+    ("downstream_acc_post", "down acc post", ".3f"),
+    ("downstream_acc_ft", "down acc ft", ".3f"),
+    ("downstream_loss_ft", "down loss ft", ".3f"),
 ]
+"""(column, printed header, format); the CSV has every column under its full name."""
 
 
 def main_source(stage: StageConfig) -> str:
@@ -163,11 +164,12 @@ def _fmt(value: Any, spec: str) -> str:
 
 
 def frontier_rich_table(frame: "pd.DataFrame", title: str = "frontier: retained target capability vs downstream"):
-    """The frontier as a rich Table: run, grid values, then the figures."""
+    """The frontier as a rich Table: the grid values (or the run name), then the figures."""
     from rich.table import Table
 
     figures = [c for c, _, _ in FRONTIER_COLUMNS]
-    labels = [c for c in frame.columns if c not in figures and not c.endswith("_checkpoint")]
+    values = [c for c in frame.columns if c not in figures and c != "run" and not c.endswith("_checkpoint")]
+    labels = values or ["run"]
     table = Table(title=title, title_justify="left", header_style="bold")
     for column in labels:
         table.add_column(column.split(".")[-1])

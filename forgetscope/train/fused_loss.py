@@ -32,27 +32,36 @@ def _function():
 
     class FusedLinearCrossEntropy(torch.autograd.Function):
         @staticmethod
-        def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunk: int) -> torch.Tensor:
-            grad_hidden = torch.empty_like(hidden)
-            grad_weight = torch.zeros_like(weight)
-            total = hidden.new_zeros((), dtype=torch.float32)
-            for start in range(0, hidden.shape[0], chunk):
-                h = hidden[start:start + chunk]
-                t = targets[start:start + chunk]
-                logits = h @ weight.t()
-                lse = torch.logsumexp(logits, dim=1)
-                total += (lse - logits.gather(1, t[:, None]).squeeze(1)).sum()
-                logits.sub_(lse[:, None]).exp_()  # softmax, in place
-                logits[torch.arange(t.shape[0], device=t.device), t] -= 1.0  # − one-hot
-                grad_hidden[start:start + chunk] = logits @ weight
-                grad_weight.addmm_(logits.t(), h)
+        def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunk: int,
+                    matmul_dtype: torch.dtype | None) -> torch.Tensor:
+            with torch.autocast(hidden.device.type, enabled=False):  # dtypes are chosen here, explicitly
+                low = matmul_dtype not in (None, hidden.dtype)
+                w = weight.to(matmul_dtype) if low else weight
+                grad_hidden = torch.empty_like(hidden)
+                grad_weight = torch.zeros_like(weight)
+                total = hidden.new_zeros((), dtype=torch.float32)
+                for start in range(0, hidden.shape[0], chunk):
+                    h = hidden[start:start + chunk]
+                    h = h.to(matmul_dtype) if low else h
+                    t = targets[start:start + chunk]
+                    logits = (h @ w.t()).float()
+                    lse = torch.logsumexp(logits, dim=1)
+                    total += (lse - logits.gather(1, t[:, None]).squeeze(1)).sum()
+                    logits.sub_(lse[:, None]).exp_()  # softmax, in place, in fp32
+                    logits[torch.arange(t.shape[0], device=t.device), t] -= 1.0  # − one-hot
+                    d = logits.to(matmul_dtype) if low else logits
+                    grad_hidden[start:start + chunk] = d @ w
+                    if low:
+                        grad_weight += (d.t() @ h).float()
+                    else:
+                        grad_weight.addmm_(d.t(), h)
             ctx.save_for_backward(grad_hidden, grad_weight)
             return total
 
         @staticmethod
         def backward(ctx, grad_output: torch.Tensor):
             grad_hidden, grad_weight = ctx.saved_tensors
-            return grad_hidden * grad_output, grad_weight * grad_output, None, None
+            return grad_hidden * grad_output, grad_weight * grad_output, None, None, None
 
     return FusedLinearCrossEntropy
 
@@ -61,9 +70,13 @@ _FUNCTION = None
 
 
 def linear_cross_entropy_sum(hidden: "torch.Tensor", weight: "torch.Tensor", targets: "torch.Tensor",
-                             chunk: int = CHUNK) -> "torch.Tensor":
-    """sum over rows of cross_entropy(hidden @ weight.T, targets): hidden [N, H], weight [V, H], targets [N]."""
+                             chunk: int = CHUNK, matmul_dtype: "torch.dtype | None" = None) -> "torch.Tensor":
+    """sum over rows of cross_entropy(hidden @ weight.T, targets): hidden [N, H], weight [V, H], targets [N].
+
+    `matmul_dtype=torch.bfloat16` runs the three matmuls in bf16 (as autocast
+    would) while softmax, loss and gradient accumulation stay in fp32.
+    """
     global _FUNCTION
     if _FUNCTION is None:
         _FUNCTION = _function()
-    return _FUNCTION.apply(hidden, weight, targets, chunk)
+    return _FUNCTION.apply(hidden, weight, targets, chunk, matmul_dtype)

@@ -75,8 +75,10 @@ class LossModule:
                 hidden = self.lm.base_model(input_ids=batch, use_cache=False).last_hidden_state[:, :-1]
                 head = self.lm.get_output_embeddings()
                 targets = batch[:, 1:].flatten()
-                if hidden.dtype == torch.float32 and head.bias is None and not torch.is_autocast_enabled():
-                    return linear_cross_entropy_sum(hidden.flatten(0, 1), head.weight, targets)
+                if head.bias is None:
+                    device = hidden.device.type
+                    low = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None
+                    return linear_cross_entropy_sum(hidden.flatten(0, 1), head.weight, targets, matmul_dtype=low)
                 logits = head(hidden)
                 return F.cross_entropy(logits.flatten(0, 1).float(), targets, reduction="sum")
 

@@ -37,3 +37,19 @@ def test_tied_weights_collect_both_gradients() -> None:
     embedding.grad = None
     linear_cross_entropy_sum(torch.tanh(embedding[ids]), embedding, targets, chunk=5).backward()
     assert torch.allclose(embedding.grad, expected, atol=1e-6)
+
+
+def test_bf16_matmuls_stay_close_to_fp32() -> None:
+    generator = torch.Generator().manual_seed(2)
+    hidden = torch.randn(64, 32, generator=generator, requires_grad=True)
+    weight = (0.1 * torch.randn(100, 32, generator=generator)).requires_grad_()
+    targets = torch.randint(0, 100, (64,), generator=generator)
+    exact = linear_cross_entropy_sum(hidden, weight, targets, chunk=16)
+    exact.backward()
+    expected = hidden.grad.clone(), weight.grad.clone()
+    hidden.grad = weight.grad = None
+    low = linear_cross_entropy_sum(hidden, weight, targets, chunk=16, matmul_dtype=torch.bfloat16)
+    low.backward()
+    assert low.dtype == torch.float32 and hidden.grad.dtype == torch.float32
+    assert float(low.detach()) == pytest.approx(float(exact.detach()), rel=1e-2)
+    assert torch.allclose(hidden.grad, expected[0], atol=2e-2) and torch.allclose(weight.grad, expected[1], atol=2e-2)

@@ -209,3 +209,12 @@ def test_sigkilled_run_resumes_to_the_weights_of_an_uninterrupted_run(tiny_token
     reference = train_run(config, tmp_path / "reference", device="cpu", log=None)
     assert reference.finished
     assert same_weights(killed / "checkpoints/pretrain-step000400", tmp_path / "reference/checkpoints/pretrain-step000400")
+
+
+def test_bf16_autocast_trains_with_fp32_weights(tiny_tokenizer_dir: Path, tmp_path: Path) -> None:
+    data = tiny_config(tiny_tokenizer_dir, precision="bf16")
+    data["stages"] = [{**data["stages"][1], "replay": None, "mixture": {"general": 1}, "steps": 3}]
+    result = train_run(parse_run_config(data), tmp_path, device="cpu", log=None)
+    record = json.loads((tmp_path / "stage-posttrain.json").read_text())
+    assert result.finished and len(record["losses"]) == 3
+    assert all(t.dtype == torch.float32 for t in weights(tmp_path / "checkpoints/posttrain-step000003").values())
