@@ -18,11 +18,11 @@ unstable.
 Choosing the tolerance: if no log-likelihood moves by more than d between
 two settings, a margin can move by at most 2·d, so a decision with margin
 above 2·d cannot flip. `forgetscope noise` measures d for a pair of settings
-and prints that bound. The default, 1e-3 nats, is ten times the largest
-|Δ log-likelihood| measured between fp32 evaluations at batch size 1 and 16
-on CPU (< 1e-4; see tests/core/test_backend_hf.py); bfloat16 moves scores
-by far more (README, "vLLM backend"), so compare bf16 runs with a tolerance
-measured by `forgetscope noise`.
+and prints that bound. The default, 1e-3 nats, is about forty times the
+largest |Δ log-likelihood| measured between fp32 evaluations at batch size 1
+and 16 on CPU (2.6e-5, SmolLM2-135M; README "Unstable flips and the noise
+floor"); bfloat16 moved scores by 0.6 nats there, so comparisons across
+dtypes or backends need a tolerance measured by `forgetscope noise`.
 
 Everything is vectorised over flattened list columns (Arrow offsets).
 """
