@@ -170,7 +170,8 @@ def compare(
     limit: LimitOpt = None, num_fewshot: FewshotOpt = None, fewshot_source: FewshotSourceOpt = None,
     fewshot_seed: FewshotSeedOpt = None, template: TemplateOpt = None, target_delimiter: DelimOpt = None,
     gpu_memory_utilization: GpuMemOpt = 0.9, max_model_len: MaxModelLenOpt = None,
-    tensor_parallel_size: TensorParallelOpt = 1, flip_tolerance: FlipTolOpt = 1e-3,
+    tensor_parallel_size: TensorParallelOpt = 1,
+    flip_tolerance: FlipTolOpt = 1e-3,  # analysis.stability.DEFAULT_FLIP_TOLERANCE (not imported: --help stays fast)
 ) -> None:
     """Compare two checkpoints item by item: forgetting (1→0), backward transfer (0→1), chance-adjusted."""
     from .analysis.stability import MARGIN_COLUMNS
@@ -208,6 +209,8 @@ def compare(
     if categories and len(comparison.categories):
         console.print(comparison_table(comparison.categories, "per category", ["task", "category"]))
     console.print(comparison_table(comparison.overall.assign(scope="overall"), "overall (from items)", ["scope"]))
+    if flip_tolerance > 0 and comparison.flip_tolerance is None:
+        console.print("[yellow]unstable flips not counted: the records lack loglikelihoods[/yellow]")
     if comparison.flip_tolerance is not None:
         console.print(f"unstable: of the 1→0 and 0→1 flips, those whose decision margin is below "
                       f"{comparison.flip_tolerance:g} nats before or after (numeric noise can flip them); "

@@ -13,6 +13,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from .analysis.stability import DEFAULT_FLIP_TOLERANCE
 from .evaluate import Checkpoint, EvalSettings, ProgressFn, evaluate
 from .schema import metric_column
 from .store import load_records
@@ -88,7 +89,7 @@ def compare_checkpoints(
     seed: int = 0,
     progress: ProgressFn | None = None,
     columns: list[str] | None = None,
-    flip_tolerance: float | None = None,
+    flip_tolerance: float | None = DEFAULT_FLIP_TOLERANCE,
 ):
     """Evaluate (or read) both sides and return (Comparison, records_before, records_after).
 

@@ -165,11 +165,10 @@ def with_unstable_counts(summary: pd.DataFrame, frame: pd.DataFrame, by: list[st
 def add_unstable(comparison, before: pd.DataFrame, after: pd.DataFrame, tolerance: float) -> None:
     """Mark unstable rows in comparison.paired.frame and add the counts to its tables (in place).
 
-    Records without log-likelihoods (e.g. analysis columns only) get a note instead.
+    Records without log-likelihoods (e.g. only the analysis columns were
+    read) are left as they are: comparison.flip_tolerance stays None.
     """
     if not (has_margins(before) and has_margins(after)):
-        comparison.paired.notes.append(
-            "unstable flips not counted: the records lack loglikelihoods (load them, or pass flip_tolerance=None)")
         return
     frame = comparison.paired.frame
     frame["unstable"] = unstable_rows(frame, before, after, tolerance, comparison.metric)

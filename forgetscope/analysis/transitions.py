@@ -43,6 +43,7 @@ import pandas as pd
 from . import _codes
 from .chance import chance_terms
 from .pairing import PairedItems, pair_records
+from .stability import DEFAULT_FLIP_TOLERANCE
 from .stats import bootstrap_draws, bootstrap_means, group_rng, mcnemar_p, percentile_interval, repeat_mean_std
 
 #: The headline figures, in the order reports and JSON list them.
@@ -438,14 +439,15 @@ def compare_records(
     identical_only: bool = False,
     n_bootstrap: int = 1000,
     seed: int = 0,
-    flip_tolerance: float | None = None,
+    flip_tolerance: float | None = DEFAULT_FLIP_TOLERANCE,
 ) -> Comparison:
     """Pair two checkpoints' records and summarise transitions per task, category and overall.
 
-    flip_tolerance (nats, > 0): also count the 1→0 and 0→1 flips whose
-    decision margin is below it on either side (n_10_unstable, n_01_unstable;
-    paired.frame gets a bool column `unstable`); needs `loglikelihoods` in both
-    records. The headline figures are unchanged. See analysis.stability.
+    flip_tolerance (nats; None or 0: off): when both records hold
+    `loglikelihoods`, also count the 1→0 and 0→1 flips whose decision margin
+    is below it on either side (n_10_unstable, n_01_unstable; paired.frame
+    gets a bool column `unstable`). The headline figures are unchanged.
+    See analysis.stability (DEFAULT_FLIP_TOLERANCE).
     """
     paired = pair_records(before, after, metric=metric, identical_only=identical_only)
     frame = paired.frame

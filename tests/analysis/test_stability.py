@@ -67,13 +67,16 @@ def test_compare_counts_unstable_flips_apart():
     assert data["overall"]["n_10_unstable"] == 2
 
 
-def test_tolerance_decides_and_default_is_off():
+def test_tolerance_decides_and_default_is_on():
     loose = compare_records(_records(BEFORE), _records(AFTER), n_bootstrap=0, flip_tolerance=2.0)
     assert loose.tasks.set_index("task").loc["t", "n_10_unstable"] == 3
-    plain = compare_records(_records(BEFORE), _records(AFTER), n_bootstrap=0)
-    assert "n_10_unstable" not in plain.tasks.columns and "unstable" not in plain.paired.frame.columns
-    assert "flip_tolerance" not in plain.to_json_dict()
-    assert DEFAULT_FLIP_TOLERANCE == 1e-3
+    default = compare_records(_records(BEFORE), _records(AFTER), n_bootstrap=0)
+    assert default.flip_tolerance == DEFAULT_FLIP_TOLERANCE == 1e-3
+    assert default.tasks.set_index("task").loc["t", "n_10_unstable"] == 2
+    for off in (None, 0):
+        plain = compare_records(_records(BEFORE), _records(AFTER), n_bootstrap=0, flip_tolerance=off)
+        assert "n_10_unstable" not in plain.tasks.columns and "unstable" not in plain.paired.frame.columns
+        assert "flip_tolerance" not in plain.to_json_dict()
 
 
 def test_alignment_does_not_depend_on_row_order():
@@ -83,11 +86,11 @@ def test_alignment_does_not_depend_on_row_order():
     assert tasks.loc["t", ["n_10_unstable", "n_01_unstable"]].tolist() == [2, 1]
 
 
-def test_records_without_loglikelihoods_get_a_note():
+def test_records_without_loglikelihoods_are_compared_as_before():
     before = _records(BEFORE).drop(columns=["loglikelihoods"])
     result = compare_records(before, _records(AFTER), n_bootstrap=0, flip_tolerance=1e-3)
-    assert "n_10_unstable" not in result.tasks.columns
-    assert any("lack loglikelihoods" in note for note in result.notes)
+    assert "n_10_unstable" not in result.tasks.columns and result.flip_tolerance is None
+    assert result.notes == []
 
 
 def test_counts_are_per_repeat_like_n_10():
