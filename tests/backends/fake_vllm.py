@@ -47,10 +47,10 @@ class RequestOutput:
     finished: bool = True
 
 
-def next_logprobs(prefix: tuple[int, ...]) -> list[float]:
+def next_logprobs(prefix: tuple[int, ...], vocab: int = VOCAB) -> list[float]:
     """log p(token | prefix) for every token: a fixed random distribution per prefix."""
     rng = random.Random(sum((t + 1) * 31**i for i, t in enumerate(prefix)) % 2**61)
-    logits = [rng.gauss(0.0, 2.0) for _ in range(VOCAB)]
+    logits = [rng.gauss(0.0, 2.0) for _ in range(vocab)]
     top = max(logits)
     norm = top + math.log(sum(math.exp(x - top) for x in logits))
     return [x - norm for x in logits]
@@ -60,10 +60,11 @@ def rank_of(logprobs: list[float], token: int) -> int:
     return 1 + sum(1 for x in logprobs if x > logprobs[token])
 
 
-def reference_score(context: tuple[int, ...], continuation: tuple[int, ...]) -> tuple[float, bool]:
+def reference_score(context: tuple[int, ...], continuation: tuple[int, ...], vocab: int = VOCAB
+                    ) -> tuple[float, bool]:
     total, greedy = 0.0, True
     for j, token in enumerate(continuation):
-        lps = next_logprobs(tuple(context) + tuple(continuation[:j]))
+        lps = next_logprobs(tuple(context) + tuple(continuation[:j]), vocab)
         total += lps[token]
         greedy = greedy and rank_of(lps, token) == 1
     return total, greedy
@@ -74,7 +75,7 @@ def _entry(lps: list[float], tokens: list[int]) -> dict[int, Logprob]:
 
 
 def _top(lps: list[float], n: int) -> list[int]:
-    return sorted(range(VOCAB), key=lambda t: -lps[t])[:n]
+    return sorted(range(len(lps)), key=lambda t: -lps[t])[:n]
 
 
 class FakeTokenizer:
@@ -89,7 +90,7 @@ class FakeLLM:
     """Answers generate() like vllm.LLM and records every call."""
 
     calls: list[list[Any]] = field(default_factory=list)
-    top_k_limit: int = 20
+    vocab: int = VOCAB
 
     def generate(self, prompts, sampling_params=None, use_tqdm=False):
         params = sampling_params if isinstance(sampling_params, list) else [sampling_params] * len(prompts)
@@ -101,12 +102,12 @@ class FakeLLM:
         if sp.prompt_logprobs is not None:
             prompt_lps = [None]
             for pos in range(1, len(tokens)):
-                lps = next_logprobs(tuple(tokens[:pos]))
+                lps = next_logprobs(tuple(tokens[:pos]), self.vocab)
                 prompt_lps.append(_entry(lps, [tokens[pos]] + _top(lps, sp.prompt_logprobs)))
         generated, sample_lps, prefix = [], [], list(tokens)
         for _ in range(sp.max_tokens):
-            lps = next_logprobs(tuple(prefix))
-            token = max(range(VOCAB), key=lambda t: lps[t])  # the fake samples greedily
+            lps = next_logprobs(tuple(prefix), self.vocab)
+            token = max(range(self.vocab), key=lambda t: lps[t])  # the fake samples greedily
             if sp.logprob_token_ids is not None:
                 sample_lps.append(_entry(lps, [token] + list(sp.logprob_token_ids)))
             elif sp.logprobs is not None:

@@ -244,3 +244,31 @@ def test_module_import_does_not_import_vllm_or_torch():
             "print(int('vllm' in sys.modules), int('torch' in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["0", "0"]
+
+
+def test_evaluate_hands_a_whole_task_to_one_vllm_call(monkeypatch, tmp_path, tiny_tokenizer_dir):
+    """Through evaluate(): one generate call per task whatever chunk_size, scores as the reference."""
+    from transformers import AutoTokenizer
+
+    from forgetscope.backends.base import Tokenization
+    from forgetscope.evaluate import Checkpoint, EvalSettings, evaluate
+
+    from ..core.helpers import mc_task
+
+    fake_vllm.install(monkeypatch)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_tokenizer_dir)
+    llm = FakeLLM(vocab=len(tokenizer))
+    backend = VLLMBackend(llm, tokenizer, max_length=200)
+    task = mc_task(30)
+    checkpoint = Checkpoint("fake-model", fingerprint="f" * 32)  # nothing on disk to fingerprint
+    records = evaluate(checkpoint, [task], tmp_path, EvalSettings(backend="vllm", chunk_size=8), backend=backend)
+    assert len(llm.calls) == 1 and len(records) == 30 and (records["backend"] == "vllm").all()
+    tokenization = Tokenization(tokenizer)
+    by_id = records.set_index("item_id")
+    for item in task.items:
+        expected = [reference_score(*tokenization.encode_pair(ctx, cont), vocab=len(tokenizer))[0]
+                    for ctx, cont in item.requests()]
+        assert list(by_id.loc[item.item_id, "loglikelihoods"]) == pytest.approx(expected, abs=1e-9)
+    # one prompt per distinct request at most; fewer where one-token choices share a read
+    n_requests = len({tokenization.encode_pair(c, t) for item in task.items for c, t in item.requests()})
+    assert len(llm.calls[0]) <= n_requests
