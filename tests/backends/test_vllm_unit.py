@@ -272,3 +272,17 @@ def test_evaluate_hands_a_whole_task_to_one_vllm_call(monkeypatch, tmp_path, tin
     # one prompt per distinct request at most; fewer where one-token choices share a read
     n_requests = len({tokenization.encode_pair(c, t) for item in task.items for c, t in item.requests()})
     assert len(llm.calls[0]) <= n_requests
+
+
+def test_eval_command_without_vllm_says_how_to_install(monkeypatch, tmp_path, tiny_llama_dir):
+    from typer.testing import CliRunner
+
+    from forgetscope.cli import app
+
+    monkeypatch.setitem(sys.modules, "vllm", None)
+    items = tmp_path / "items.jsonl"
+    items.write_text('{"id": "a", "question": "Two plus two?", "choices": ["four", "five"], "answer": 0}\n')
+    result = CliRunner().invoke(app, ["eval", str(tiny_llama_dir), "--task", str(items), "--backend", "vllm",
+                                      "--output", str(tmp_path / "out")], env={"COLUMNS": "300"})
+    assert result.exit_code == 2
+    assert INSTALL_HINT in result.output
