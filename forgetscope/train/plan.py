@@ -169,8 +169,12 @@ def resolve_plans(config: RunConfig, n_rows: Mapping[str, int], source_fingerpri
         plan = StagePlan(i, stage, n_steps, names, slots, rows, fixed[stage.name], parent,
                          stage.dropout if stage.dropout is not None else config.model.dropout,
                          checkpoint_steps(n_steps, stage.checkpoint_every), pool=pools.get(stage.name, {}))
+        # early_exposure's effect on this stage is its resolved slice of the pool (not λ, T or the mode), so
+        # e.g. λ = 0 pretraining is shared by runs whose post-training differs
+        stage_fields = {k: v for k, v in to_mapping(stage).items() if k != "early_exposure"}
+        pool_slice = {k: plan.pool[k] for k in ("source", "seed", "start", "count")} if plan.pool else {}
         plan.hash = stable_hash({
-            "stage": to_mapping(stage), "steps": n_steps, "fixed": fixed[stage.name], "pool": plan.pool,
+            "stage": stage_fields, "steps": n_steps, "fixed": fixed[stage.name], "pool": pool_slice,
             "sources": dict(source_fingerprints), "val_sequences": config.val_sequences, "seq_len": config.seq_len,
             "seed": config.seed, "precision": config.precision, "tokenizer": tokenizer_hash, "parent": parent_hash,
         }, n=32)

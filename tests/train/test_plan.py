@@ -116,6 +116,11 @@ def test_hashes_change_exactly_where_the_inputs_do() -> None:
     assert lr[:2] == base[:2] and lr[2] != base[2]  # fine-tuning LR: only fine-tuning retrains
     replay = [p.hash for p in plans_for({"stages.posttrain.replay.fraction": 0.5})]
     assert replay != base and replay[0] != base[0]  # λ·T changed, so the pretraining data changed too
+    no_exposure = {"stages.pretrain.early_exposure.fraction": 0.0}
+    shared = [p.hash for p in plans_for({**no_exposure, "stages.posttrain.replay.fraction": 0.5})]
+    assert shared[0] == plans_for(no_exposure)[0].hash  # λ = 0: pretraining does not depend on post-training
+    additive = plans_for({**no_exposure, "stages.pretrain.early_exposure.mode": "additive"})
+    assert additive[0].hash == plans_for(no_exposure)[0].hash
     assert all(a != b for a, b in zip(base, [p.hash for p in plans_for({"seed": 2})]))
     start = [p.hash for p in plans_for({"stages.posttrain.start_from": "pretrain/step-10"})]
     assert start[0] == base[0] and start[1] != base[1] and start[2] != base[2]
