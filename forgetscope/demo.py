@@ -51,17 +51,17 @@ class DemoConfig:
     """Invented countries (3 facts each) in the knowledge base."""
     n_people: int = 20
     """Invented people (2 facts each)."""
-    general_docs: int = 4000
+    general_docs: int = 8000
     """General-text documents generated."""
-    facts_docs: int = 26000
+    facts_docs: int = 24000
     """Facts documents (the post-training pool must hold every moved and kept sequence)."""
     reverse_docs: int = 3000
     """String-reversal documents."""
-    pretrain_steps: int = 400
+    pretrain_steps: int = 350
     """Pretraining steps at λ = 0 (λ > 0 adds the steps that carry the moved facts)."""
-    posttrain_steps: int = 320
+    posttrain_steps: int = 280
     """Post-training steps at λ = 0 (compute-matched: λ > 0 removes as many)."""
-    finetune_steps: int = 150
+    finetune_steps: int = 120
     """Fine-tuning steps on string reversal."""
     n_items: int = 100
     """Eval items per task."""
@@ -197,9 +197,12 @@ def _what_it_shows(frontier: list[dict], transitions: dict, n_items: int) -> str
                "early exposure retained fewer of the facts after fine-tuning" if better < -0.02 else
                "early exposure made no clear difference to the facts retained after fine-tuning")
     overlap = transitions.get("overlap", {})
+    down = (b["downstream_acc_ft"] or 0) - (a["downstream_acc_ft"] or 0)
+    trade = (" It is a trade-off along the frontier, not a free gain: the run that kept more facts learned "
+             "less reversal." if better * down < 0 and abs(down) > 0.02 else "")
     return (f"{verdict} at this toy scale: facts accuracy after fine-tuning {f(a['target_acc_ft'])} ({a['run']}) vs "
             f"{f(b['target_acc_ft'])} ({b['run']}), after post-training {f(a['target_acc_post'])} vs "
-            f"{f(b['target_acc_post'])}; F_true {f(a['F_true'])} vs {f(b['F_true'])}; reversal learned to "
-            f"{f(a['downstream_acc_ft'])} vs {f(b['downstream_acc_ft'])}. "
-            f"Forgotten items overlap: {overlap}. One seed and {n_items} items per task: differences of a few "
-            "points are within noise (see the McNemar p-values above).")
+            f"{f(b['target_acc_post'])}; F_true {f(a['F_true'])} vs {f(b['F_true'])} (forgetting is measured "
+            f"against what each run knew); reversal learned to {f(a['downstream_acc_ft'])} vs "
+            f"{f(b['downstream_acc_ft'])}.{trade} Forgotten items overlap: {overlap}. One seed and {n_items} items "
+            "per task: differences of a few points are within noise (see the McNemar p-values above).")
