@@ -188,6 +188,11 @@ def run_sweep(sweep: SweepConfig, output: str | Path, *, device: str = "auto", l
     from forgetscope.train.prepare import tokenizer_hash
     from forgetscope.train.runner import train_run
 
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError("", "a sweep runs in one process (it evaluates as it goes); use torchrun with "
+                              "`forgetscope train` for a single run")
     output = Path(output)
     runs = expand(sweep)
     say = log or (lambda _m: None)
