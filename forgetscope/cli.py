@@ -66,9 +66,18 @@ def _fail(message: str, code: int = 2) -> None:
 
 
 def _console():
+    """Rich console on stdout; when piped (logs, CI) tables get 200 columns instead of rich's 80.
+
+    At 80 columns the wide tables (compare, the frontier) are cut into unreadable `0.…` cells;
+    `COLUMNS` still wins when set.
+    """
+    import os
+    import sys
+
     from rich.console import Console
 
-    return Console(stderr=False)
+    width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 200
+    return Console(stderr=False, width=width)
 
 
 def _load_tasks(specs: list[str], limit, num_fewshot, fewshot_source, fewshot_seed, template, delimiter) -> list:

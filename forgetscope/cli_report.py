@@ -195,6 +195,13 @@ def load_sequence(results: list[Path], order: str | None = None, manifest: Path 
             for entry in run.checkpoints:
                 if name == entry.name or _same_path(name, entry.path):
                     found[entry.name] = name
+        unmatched = [e for e in run.checkpoints if e.name not in found]
+        if unmatched:  # e.g. a sweep's records, named by stage: match them by the weights' fingerprint
+            by_fingerprint = _names_by_fingerprint(records, names)
+            for entry in unmatched:
+                name = by_fingerprint.get(_fingerprint(entry.path))
+                if name is not None and name not in found.values():
+                    found[entry.name] = name
         missing = [e.name for e in run.checkpoints if e.name not in found]
         if missing:
             typer.echo(f"note: no records for manifest checkpoint(s) {', '.join(missing)}", err=True)
@@ -213,6 +220,26 @@ def load_sequence(results: list[Path], order: str | None = None, manifest: Path 
 
 def _natural(name: str) -> list:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def _names_by_fingerprint(records, names: list[str]) -> dict[str, str]:
+    """model fingerprint -> the first checkpoint name (in `names` order) whose records carry it."""
+    pairs = records[["checkpoint", "model_fingerprint"]].drop_duplicates()
+    first: dict[str, str] = {}
+    rank = {name: i for i, name in enumerate(names)}
+    for name, fingerprint in sorted(pairs.itertuples(index=False), key=lambda p: rank.get(p[0], len(rank))):
+        first.setdefault(str(fingerprint), str(name))
+    return first
+
+
+def _fingerprint(path: Path) -> str | None:
+    """The checkpoint directory's model fingerprint (as stored in records), or None if unreadable."""
+    from .fingerprint import FingerprintError, model_fingerprint
+
+    try:
+        return model_fingerprint(str(path)) if path.is_dir() else None
+    except (FingerprintError, OSError):
+        return None
 
 
 def _same_path(name: str, path: Path) -> bool:

@@ -111,14 +111,13 @@ def run_demo(output: str | Path = "demo-results", *, quick: bool = False, seed: 
     Returns a JSON-safe summary (also written to `output/demo.json`).
     """
     import torch
-    from rich.console import Console
-
+    from forgetscope.cli import _console
     from forgetscope.report.progress import ProgressBars
     from forgetscope.store import atomic_write_text
     from forgetscope.train.frontier import frontier_rich_table
     from forgetscope.train.sweep import run_sweep
 
-    console = console or Console()
+    console = console or _console()
     out = Path(output)
     config = DemoConfig.quick() if quick else DemoConfig()
     torch.set_num_threads(min(2, torch.get_num_threads()))

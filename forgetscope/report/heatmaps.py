@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import io
 import math
+import re
+import textwrap
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -263,11 +265,16 @@ def _inches(size: float) -> float:
     return round(size * DPI) / DPI
 
 
+_STEP = re.compile(r"(step|checkpoint|ckpt|iter)[-_]?\d+", re.IGNORECASE)
+
+
 def short_names(names: Sequence[str]) -> list[str]:
     """Shortest unique path suffixes of checkpoint names, for axis labels:
     "/runs/x/A-pretrained" and "/runs/x/B-finetuned" become "A-pretrained" and "B-finetuned"."""
     parts = [str(n).rstrip("/").split("/") for n in names]
-    for k in range(1, max((len(p) for p in parts), default=1) + 1):
+    # "step-350" alone says nothing of the stage: keep "pretrain/step-350" whole
+    start = 2 if any(len(p) > 1 and _STEP.fullmatch(p[-1]) for p in parts) else 1
+    for k in range(start, max((len(p) for p in parts), default=1) + 1):
         short = ["/".join(p[-k:]) for p in parts]
         if len(set(short)) == len(short):
             return short
@@ -319,8 +326,13 @@ def _grid_figure(values: np.ndarray, row_labels: list, col_labels: list, spec: F
     left = 0.35 + _text_width(rows, font) + (0.25 if ylabel else 0)
     bottom = 0.35 + (_text_width(cols, font) if rotate else font / 72) + (0.3 if xlabel else 0)
     top, right = 0.6, 1.4
-    grid_h = min(n_rows * row_h, MAX_HEIGHT - top - bottom)
     grid_w = min(n_cols * col_w, MAX_WIDTH - left - right)
+    # the title must fit: widen a narrow figure (up to 9 in), then wrap what is still too long
+    title_char = 0.6 * 11 / 72
+    right += max(0.0, min(len(title) * title_char + 0.4, 9.0) - (left + grid_w + right))
+    title_lines = textwrap.wrap(title, max(20, int((left + grid_w + right - 0.4) / title_char))) or [""]
+    top += (len(title_lines) - 1) * 1.3 * 11 / 72
+    grid_h = min(n_rows * row_h, MAX_HEIGHT - top - bottom)
     width, height = _inches(left + grid_w + right), _inches(bottom + grid_h + top)
     cell_h, cell_w = grid_h / max(n_rows, 1), grid_w / max(n_cols, 1)
     label_step = max(1, math.ceil(1.3 * font / 72 / cell_h))
@@ -356,7 +368,7 @@ def _grid_figure(values: np.ndarray, row_labels: list, col_labels: list, spec: F
             dark = 0.299 * r + 0.587 * g + 0.114 * b < 0.5
             ax.text(j, i, format(value, spec.fmt), ha="center", va="center", fontsize=font,
                     color="white" if dark else "black")
-    figure.text(0.5, 1 - 0.3 / height, title, ha="center", va="center", fontsize=11)
+    figure.text(0.5, 1 - 0.2 / height, "\n".join(title_lines), ha="center", va="top", fontsize=11)
     bar_h = min(grid_h, 4.0)  # next to the top rows, where the eye starts
     cax = figure.add_axes(((left + grid_w + 0.25) / width, (bottom + grid_h - bar_h) / height, 0.18 / width,
                            bar_h / height))

@@ -93,6 +93,36 @@ def test_report_follows_a_manifest(tmp_path):
     assert names == ["stage/a", "stage/b", "stage/c"]
 
 
+def test_manifest_matches_records_by_weights_fingerprint(tmp_path):
+    """A sweep names records by stage (`posttrain-<hash>/step-280`), its manifest by run
+    (`posttrain/step-280`): they are matched by the fingerprint of the checkpoint's files."""
+    from forgetscope.fingerprint import model_fingerprint
+
+    run = tmp_path / "run"
+    names = {}
+    for number, name in enumerate(CHECKPOINTS[:3]):
+        ckpt = run / "checkpoints" / f"ck{number}"
+        ckpt.mkdir(parents=True)
+        (ckpt / "config.json").write_text(json.dumps({"model_type": "llama", "n": number}))
+        (ckpt / "model.safetensors").write_bytes(bytes([number]) * 64)
+        names[name] = (f"stage{number}-abc/step-{number}", model_fingerprint(str(ckpt)))
+    records = make_records()
+    records = records[records.checkpoint.isin(list(names))].copy()
+    records["model_fingerprint"] = records["checkpoint"].map(lambda n: names[n][1])
+    records["checkpoint"] = records["checkpoint"].map(lambda n: names[n][0])
+    save_records(records, tmp_path / "res" / "records.parquet")
+    (run / "manifest.json").write_text(json.dumps(
+        {"format": "forgetscope-run-manifest", "version": 1, "run": "r", "config_hash": "0",
+         "checkpoints": [{"name": f"s/{n}", "path": f"checkpoints/ck{n}"} for n in range(3)]}))
+    out = tmp_path / "r.html"
+    done = invoke("report", tmp_path / "res", "--manifest", run, "-o", out, "--n-bootstrap", "0")
+    assert done.exit_code == 0, done.output
+    assert "no records" not in done.output
+    assert [row[2] for row in tables_of(out.read_text())["checkpoints"][1:]] == ["s/0", "s/1", "s/2"]
+    # the same figures as with the records' own names: c0 → c2 for alpha forgets 2 items
+    assert rows_by_first_cell(tables_of(out.read_text())["summary"])["alpha"]["1→0"] == "2"
+
+
 def test_sequence_from_records_files(results, tmp_path):
     files = sorted(results.rglob("records.parquet"))
     out, items = tmp_path / "seq.json", tmp_path / "items.csv"

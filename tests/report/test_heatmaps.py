@@ -139,3 +139,7 @@ def test_short_names():
     assert short_names(["/a/x/A-pre", "/a/x/B-fine"]) == ["A-pre", "B-fine"]
     assert short_names(["pretrain/step-100", "sft/step-100"]) == ["pretrain/step-100", "sft/step-100"]
     assert short_names(["m", "n"]) == ["m", "n"]
+    # a bare step number hides the stage: manifests' "stage/step-N" names stay whole
+    assert short_names(["pretrain/step-350", "posttrain/step-280", "finetune/step-120"]) == [
+        "pretrain/step-350", "posttrain/step-280", "finetune/step-120"]
+    assert short_names(["/r/run/checkpoint-10", "/r/run/checkpoint-20"]) == ["run/checkpoint-10", "run/checkpoint-20"]
