@@ -59,26 +59,27 @@ def sequence(
     trust_remote_code: RemoteOpt = False, add_special_tokens: BosOpt = None, threads: ThreadsOpt = None,
     limit: LimitOpt = None, num_fewshot: FewshotOpt = None, fewshot_source: FewshotSourceOpt = None,
     fewshot_seed: FewshotSeedOpt = None, template: TemplateOpt = None, target_delimiter: DelimOpt = None,
+    order: OrderOpt = None, manifest: ManifestOpt = None,
 ) -> None:
-    """Follow every item through a sequence of checkpoints: trajectories, forgetting events, first learned."""
-    from .analysis.sequence import RunManifest, checkpoint_sequence, is_manifest
-    from .compare import records_for
-    from .report.progress import ProgressBars
+    """Follow every item through a sequence of checkpoints: trajectories, forgetting events, first learned.
+
+    With --manifest or --order, CHECKPOINTS are stored results (e.g. a sweep's `results/`), ordered as
+    `report` orders them; nothing is evaluated.
+    """
+    from .analysis.sequence import SequenceError
 
     try:
-        sides: list[tuple[str, str | None]] = []
-        for arg in checkpoints:
-            if is_manifest(arg):
-                sides += [(str(c.path), c.name) for c in RunManifest.read(arg).checkpoints]
-            else:
-                sides.append((arg, None))
-        tasks = _load_tasks(task, limit, num_fewshot, fewshot_source, fewshot_seed, template, target_delimiter)
-        settings = _settings(backend, device, dtype, batch_size, max_length, repeats, seed, temperature, top_p,
-                             max_new_tokens, gguf_file, trust_remote_code, add_special_tokens, threads)
-        with ProgressBars() as progress:
-            frames = [records_for(arg, tasks, output, settings, name=name, progress=progress) for arg, name in sides]
-        seq = checkpoint_sequence(frames, metric=metric, identical_only=identical_only, n_bootstrap=n_bootstrap,
-                                  seed=seed)
+        if manifest is not None or order:
+            if task:
+                raise SequenceError("--manifest/--order read stored results; evaluate with --task without them")
+            seq, _ = load_sequence([Path(a) for a in checkpoints], order, manifest, metric=metric,
+                                   identical_only=identical_only, n_bootstrap=n_bootstrap, seed=seed)
+        else:
+            seq = _evaluate_sequence(checkpoints, task, output, metric, identical_only, n_bootstrap, seed,
+                                     _settings(backend, device, dtype, batch_size, max_length, repeats, seed,
+                                               temperature, top_p, max_new_tokens, gguf_file, trust_remote_code,
+                                               add_special_tokens, threads),
+                                     (limit, num_fewshot, fewshot_source, fewshot_seed, template, target_delimiter))
     except _sequence_errors() as exc:
         _fail(str(exc))
     _print_sequence(seq, show)
@@ -90,6 +91,25 @@ def sequence(
     if items_path:
         _write_items(seq, items_path)
         typer.echo(f"wrote {items_path}")
+
+
+def _evaluate_sequence(checkpoints, task, output, metric, identical_only, n_bootstrap, seed, settings, task_options):
+    """Evaluate (through the cache) every checkpoint, a manifest standing for its checkpoints."""
+    from .analysis.sequence import RunManifest, checkpoint_sequence, is_manifest
+    from .compare import records_for
+    from .report.progress import ProgressBars
+
+    sides: list[tuple[str, str | None]] = []
+    for arg in checkpoints:
+        if is_manifest(arg):
+            sides += [(str(c.path), c.name) for c in RunManifest.read(arg).checkpoints]
+        else:
+            sides.append((arg, None))
+    tasks = _load_tasks(task, *task_options)
+    with ProgressBars() as progress:
+        frames = [records_for(arg, tasks, output, settings, name=name, progress=progress) for arg, name in sides]
+    return checkpoint_sequence(frames, metric=metric, identical_only=identical_only, n_bootstrap=n_bootstrap,
+                               seed=seed)
 
 
 @app.command()

@@ -139,6 +139,18 @@ def test_sequence_from_records_files(results, tmp_path):
     assert table.loc["a2", "trajectory"] == "011" and table.loc["a2", "first_learned"] == "run/c1"
 
 
+def test_sequence_of_stored_results_in_a_given_order(results, tmp_path):
+    out = tmp_path / "seq.json"
+    done = invoke("sequence", results, "--order", "c2,c0", "--json", out, "--n-bootstrap", "0")
+    assert done.exit_code == 0, done.output
+    figures = json.loads(out.read_text())
+    assert figures["checkpoints"] == ["run/c2", "run/c0"]
+    alpha = {r["task"]: r for r in figures["consecutive"]}["alpha"]
+    assert (alpha["n_10"], alpha["n_01"]) == (1, 2)  # as in the report test: c2 → c0 forgets a2, learns two
+    refused = invoke("sequence", results, "--order", "c2,c0", "--task", "x.jsonl")
+    assert refused.exit_code == 2 and "stored results" in refused.output
+
+
 @pytest.mark.slow
 def test_sequence_evaluates_a_run_manifest(tmp_path, tiny_llama_dir, tiny_llama_dir_b):
     """The one test that scores models: a manifest whose paths are relative to its directory."""
