@@ -100,14 +100,36 @@ def write_items(path: Path, n: int, seed: int = 0, passage_sentences: int = 2, s
 
 
 def build_tiny_model(out: Path) -> Path:
-    """~8M parameters: Llama, hidden 256, 4 layers, vocabulary 8192, trained tokenizer, random weights."""
+    """~8M parameters: Llama, hidden 256, 8 layers, MLP 896, random weights, and a byte-level BPE
+    tokenizer trained on the synthetic corpus (asked for 8192 tokens, it stops at ~1.6k: the corpus
+    has no more merges). An existing `out` is reused as it is: `describe_model` prints what it holds."""
     from forgetscope.train.synthetic import tokenizer_corpus
     from forgetscope.train.tiny import build_tiny_model as build, train_tokenizer
 
     if (out / "config.json").exists():
         return out
     tokenizer = train_tokenizer(tokenizer_corpus(n=4000, seed=0), vocab_size=8192)
-    return build(out, tokenizer, arch="llama", hidden=256, layers=4, heads=4, context=512, seed=0)
+    return build(out, tokenizer, arch="llama", hidden=256, layers=8, heads=4, context=512, seed=0,
+                 intermediate=896)
+
+
+def describe_model(model: str, gguf_file: str | None) -> dict:
+    """Parameter count (from the safetensors headers: no weights read), vocabulary and shape."""
+    folder = Path(model)
+    info: dict = {"gguf_file": gguf_file} if gguf_file else {}
+    config = folder / "config.json"
+    if config.is_file():
+        cfg = json.loads(config.read_text())
+        info.update({k: cfg.get(k) for k in ("model_type", "vocab_size", "hidden_size", "num_hidden_layers",
+                                              "intermediate_size")})
+    n = 0
+    for file in folder.glob("*.safetensors"):
+        with open(file, "rb") as handle:
+            header = json.loads(handle.read(int.from_bytes(handle.read(8), "little")))
+        n += sum(int(np.prod(t["shape"])) for k, t in header.items() if k != "__metadata__")
+    if n:
+        info["parameters"] = n
+    return info
 
 
 def run_lm_eval(python: str, model: str, items: Path, work: Path, batch_size: int, model_args: str) -> tuple[dict, float, float]:
@@ -196,7 +218,7 @@ def main(argv: list[str] | None = None) -> dict:
     same_norm = sum(ours[i]["acc_norm"] == r["acc_norm"] for i, r in theirs.items())
     max_diff = max(float(np.max(np.abs(np.subtract(ours[i]["ll"], r["ll"])))) for i, r in theirs.items())
     figures = {
-        "model": model, "items": n_items, "choices": None if args.items else args.choices,
+        "model": model, **describe_model(model, args.gguf_file), "items": n_items, "choices": None if args.items else args.choices,
         "batch_size": args.batch_size,
         "acc_agreement": same_acc / len(theirs), "acc_norm_agreement": same_norm / len(theirs),
         "max_abs_loglikelihood_diff": max_diff,

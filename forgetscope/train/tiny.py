@@ -149,6 +149,7 @@ def build_tiny_model(
     context: int = 256,
     seed: int = 0,
     dropout: float = 0.0,
+    intermediate: int | None = None,
 ) -> Path:
     """Build a random-init tiny model (see `make_model`) and save it with its tokenizer.
 
@@ -156,6 +157,7 @@ def build_tiny_model(
     `AutoTokenizer.from_pretrained(out_dir)` reload both.
     """
     model = make_model(
-        tokenizer, arch, hidden=hidden, layers=layers, heads=heads, context=context, seed=seed, dropout=dropout
+        tokenizer, arch, hidden=hidden, layers=layers, heads=heads, context=context, seed=seed, dropout=dropout,
+        intermediate=intermediate,
     )
     return save_checkpoint(model, tokenizer, out_dir)
