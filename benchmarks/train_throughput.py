@@ -3,8 +3,7 @@
     .venv/bin/python benchmarks/train_throughput.py              # hidden 256, 4 layers, vocab 8192 (~8M params), fp32
     .venv/bin/python benchmarks/train_throughput.py --hidden 128 --layers 2 --vocab 1024
 
-The naive loop is what a first training script does (and what `train/loop.py`
-does): `model(input_ids, attention_mask, labels=...)` so HF computes the loss
+The naive loop is what a first training script does: `model(input_ids, attention_mask, labels=...)` so HF computes the loss
 (with a padding mask, as a tokenizer's batch would give), torch's default
 AdamW, and `loss.item()` every step. Ours is `forgetscope.train.trainer`'s
 step: loss from the decoder's hidden states through the fused, chunked LM

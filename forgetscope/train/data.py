@@ -18,7 +18,7 @@ import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 from forgetscope.train.config import RunConfig, SourceConfig
 from forgetscope.train.fields import ConfigError, join
@@ -147,12 +147,36 @@ class SourceRows:
     n_documents: int
 
 
+def pack_texts(tokenizer: "PreTrainedTokenizerBase", texts: Sequence[str], seq_len: int) -> "torch.Tensor":
+    """Tokenise `texts` once, join them with EOS after each document, cut into rows of `seq_len`.
+
+    Returns a LongTensor [n_sequences, seq_len]; the incomplete tail is dropped.
+    Documents cross row boundaries (standard packing): the model learns that
+    EOS starts something new.
+    """
+    import numpy as np
+    import torch
+
+    if tokenizer.eos_token_id is None:
+        raise ValueError("the tokenizer has no eos_token; packing needs one to separate documents")
+    ids = tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]  # long documents are fine: they are cut into rows
+    eos = tokenizer.eos_token_id
+    lengths = np.fromiter((len(x) + 1 for x in ids), dtype=np.int64, count=len(ids))
+    flat = np.empty(int(lengths.sum()), dtype=np.int64)
+    ends = np.cumsum(lengths)
+    for doc, end, n in zip(ids, ends, lengths):  # one slice per document, not per token
+        flat[end - n : end - 1] = doc
+    flat[ends - 1] = eos
+    n_rows = len(flat) // seq_len
+    if n_rows == 0:
+        raise ValueError(f"only {len(flat)} tokens in {len(ids)} texts: not enough for one sequence of {seq_len}")
+    return torch.from_numpy(flat[: n_rows * seq_len].reshape(n_rows, seq_len).copy())
+
+
 def pack_source(name: str, docs: list[str], tokenizer: "PreTrainedTokenizerBase", seq_len: int,
                 val_sequences: int, fingerprint: str) -> SourceRows:
     """Pack documents into rows and hold out `val_sequences` of them (permutation seeded by `fingerprint`)."""
     import torch
-
-    from forgetscope.train.loop import pack_texts
 
     try:
         rows = pack_texts(tokenizer, docs, seq_len)

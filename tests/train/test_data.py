@@ -73,7 +73,7 @@ def test_pack_source_holds_out_validation_rows(tiny_tokenizer_dir: Path) -> None
     import torch
     from transformers import AutoTokenizer
 
-    from forgetscope.train.loop import pack_texts
+    from forgetscope.train.data import pack_texts
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_tokenizer_dir)
     docs = load_documents("general", SourceConfig(type="synthetic", docs=200))
@@ -85,3 +85,21 @@ def test_pack_source_holds_out_validation_rows(tiny_tokenizer_dir: Path) -> None
     assert torch.equal(pack_source("general", docs, tokenizer, 16, 5, "fp").val, packed.val)  # fixed by the source
     with pytest.raises(ConfigError, match=r"sources\.general: only \d+ sequences"):
         pack_source("general", docs[:2], tokenizer, 16, 20, "fp")
+
+
+def test_pack_texts_puts_eos_after_every_document(tiny_tokenizer_dir: Path) -> None:
+    import torch
+    from transformers import AutoTokenizer
+
+    from forgetscope.train.data import pack_texts
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_tokenizer_dir)
+    docs = ["The cat sat.", "A dog ran.", "Question: What is 2 + 3?\nAnswer: 5"] * 20
+    rows = pack_texts(tokenizer, docs, seq_len=16)
+    expected: list[int] = []
+    for d in docs:
+        expected += tokenizer(d, add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
+    assert rows.dtype == torch.long and rows.shape == (len(expected) // 16, 16)
+    assert rows.flatten().tolist() == expected[: rows.numel()]
+    with pytest.raises(ValueError, match="not enough"):
+        pack_texts(tokenizer, ["hi"], seq_len=64)
