@@ -16,6 +16,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ._strings import arrow_offsets
+
 #: A key space up to this many times the number of rows is handled with dense
 #: lookup tables (O(rows + space) time, one byte or int per slot of memory).
 DENSE_FACTOR = 8
@@ -132,9 +134,7 @@ def fixed_width(series: pd.Series) -> tuple[int, np.ndarray | None] | None:
         n = len(arrow)
         if n == 0:
             continue
-        offset_type = np.int64 if pa.types.is_large_string(arrow.type) else np.int32
-        size = np.dtype(offset_type).itemsize
-        offsets = np.frombuffer(arrow.buffers()[1], dtype=offset_type, count=n + 1, offset=arrow.offset * size)
+        offsets = arrow_offsets(arrow)
         first = int(offsets[1] - offsets[0])
         if width is None:
             width = first
@@ -169,9 +169,7 @@ def hex64(series: pd.Series) -> np.ndarray | None:
         n = len(arrow)
         if n == 0:
             continue
-        offset_type = np.int64 if pa.types.is_large_string(arrow.type) else np.int32
-        size = np.dtype(offset_type).itemsize
-        offsets = np.frombuffer(arrow.buffers()[1], dtype=offset_type, count=n + 1, offset=arrow.offset * size)
+        offsets = arrow_offsets(arrow)
         if offsets[-1] - offsets[0] != 16 * n or (np.diff(offsets) != 16).any():
             return None
         data = np.frombuffer(arrow.buffers()[2], dtype=np.uint8)[offsets[0]: offsets[0] + 16 * n]

@@ -27,15 +27,19 @@ _ALL_ONES = np.uint64(0xFFFFFFFFFFFFFFFF)
 _BLOCK = 1 << 20
 
 
+def arrow_offsets(array: pa.Array) -> np.ndarray:
+    """The n + 1 value offsets of an Arrow string/binary array, viewed in place (int32 or int64)."""
+    wide = pa.types.is_large_string(array.type) or pa.types.is_large_binary(array.type)
+    offset_type = np.int64 if wide else np.int32
+    size = np.dtype(offset_type).itemsize
+    return np.frombuffer(array.buffers()[1], dtype=offset_type, count=len(array) + 1, offset=array.offset * size)
+
+
 class _Words:
     """One Arrow string array read 8 bytes at a time, in place (no copy of its data)."""
 
     def __init__(self, array: pa.Array) -> None:
-        n = len(array)
-        wide = pa.types.is_large_string(array.type) or pa.types.is_large_binary(array.type)
-        offset_type = np.int64 if wide else np.int32
-        size = np.dtype(offset_type).itemsize
-        offsets = np.frombuffer(array.buffers()[1], dtype=offset_type, count=n + 1, offset=array.offset * size)
+        offsets = arrow_offsets(array)
         data = array.buffers()[2]
         raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
         if len(raw) < 8:  # too short for one 8-byte read: pad a copy (tiny)
