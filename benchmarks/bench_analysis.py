@@ -181,6 +181,8 @@ def main() -> int:
 
     import pandas as pd
 
+    if args.workdir is not None:
+        args.workdir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="fs-analysis-", dir=args.workdir))
     orders = ["aligned", "shuffled"] if args.order == "both" else [args.order]
     k = max(args.checkpoints, 2)

@@ -11,6 +11,10 @@ the general fallback. None of them loops over rows in Python.
 
 from __future__ import annotations
 
+import os
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -274,6 +278,9 @@ def encode_items(
         columns = [ids_b] + ([ids_a] if two else [])
         arrows = [_arrow_chunks(c) for c in columns]  # chunks as they are: no copy of 10M strings
         if all(a is not None for a in arrows):
+            per_task = _dictionary_codes_by_task(task_b, arrows[0], task_a, arrows[1] if two else None, n_tasks)
+            if per_task is not None:
+                return per_task
             small = np.int32 if n_tasks < 2**31 else np.int64  # task codes: 4 bytes a row are plenty
             salt = task_b if not two else np.concatenate([task_b.astype(small), task_a.astype(small)])
             found = _strings.text_codes(arrows, salt=salt)
@@ -285,6 +292,101 @@ def encode_items(
         ids, span = dense_codes(id_b if id_a is None else np.concatenate([id_b, id_a]))
         id_b, id_a = ids[: len(id_b)], (None if id_a is None else ids[len(id_b):])
     return combine(task_b, span, id_b), (None if id_a is None else combine(task_a, span, id_a))
+
+
+#: The per-task Arrow path pays a few Arrow calls per task: below this many rows per task on
+#: average, the whole-column hashing of `_strings` is faster.
+_MIN_ROWS_PER_TASK = 256
+
+
+def _task_runs(task: np.ndarray) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """(order, run starts, run tasks): rows grouped by task, each task one run.
+
+    `order` is None when every task's rows are already contiguous (records are
+    stored one run directory per task, so they usually are); else the stable
+    sort of the rows by task, which the runs then refer to.
+    """
+    order = None
+    starts = np.flatnonzero(np.r_[True, task[1:] != task[:-1]]) if len(task) else np.zeros(0, np.int64)
+    if len(np.unique(task[starts])) != len(starts):  # some task comes back later: group the rows
+        order = np.argsort(task, kind="stable")
+        task = task[order]
+        starts = np.flatnonzero(np.r_[True, task[1:] != task[:-1]])
+    return order, np.r_[starts, len(task)], task[starts]
+
+
+def _dictionary_codes_by_task(task_b: np.ndarray, ids_b: pa.ChunkedArray, task_a: np.ndarray | None,
+                              ids_a: pa.ChunkedArray | None, n_tasks: int):
+    """Dense (task, item_id) codes from Arrow's exact string hash table, one small table per task.
+
+    A task's ids from both sides are dictionary-encoded together, so equal ids of a task get equal
+    codes on both sides and different ones never collide (Arrow compares the bytes); tasks are
+    offset one after the other. One task at a time keeps each table in cache, and tasks run on all
+    cores: at 10M shuffled pairs (100 tasks) this takes ~1.2 s on 2 cores where `_strings`' hashing
+    and byte checks take ~4.9 s. None when it does not apply (nulls, or
+    so many tiny tasks that the per-task calls would dominate).
+    """
+    sides = [(task_b, ids_b)] + ([(task_a, ids_a)] if ids_a is not None else [])
+    n_rows = sum(len(t) for t, _ in sides)
+    if any(ids.null_count for _, ids in sides) or n_rows < _MIN_ROWS_PER_TASK * max(n_tasks, 1):
+        return None
+    wide = any(pa.types.is_large_string(ids.type) for _, ids in sides)
+    kind = pa.large_string() if wide else pa.string()
+    grouped = []
+    for task, ids in sides:
+        ids = ids.cast(kind) if ids.type != kind else ids
+        order, bounds, run_task = _task_runs(np.asarray(task))
+        if order is not None:
+            ids = ids.take(pa.array(order))
+        where = {int(t): (int(bounds[k]), int(bounds[k + 1])) for k, t in enumerate(run_task)}
+        grouped.append((ids, order, where, np.empty(len(task), dtype=np.int64)))
+    tasks = sorted({t for _, _, where, _ in grouped for t in where})
+
+    def encode(t: int) -> tuple[np.ndarray, list[tuple[int, int]], int]:
+        parts, spans = [], []
+        for ids, _, where, _ in grouped:
+            start, stop = where.get(t, (0, 0))
+            parts += ids.slice(start, stop - start).chunks
+            spans.append((start, stop))
+        pool = pa.system_memory_pool()  # freed memory goes back with a trim, unlike mimalloc's per-thread heaps
+        joined = pa.concat_arrays(parts, memory_pool=pool) if len(parts) != 1 else parts[0]
+        encoded = pc.dictionary_encode(joined, memory_pool=pool)
+        return encoded.indices.to_numpy(zero_copy_only=False), spans, len(encoded.dictionary)
+
+    # Arrow's kernels release the GIL: tasks are encoded on every core, results placed in order,
+    # at most two per worker in flight (each holds a copy of its task's strings)
+    workers = max(1, min(os.cpu_count() or 1, 8))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending: deque = deque()
+        base = 0
+        for t in tasks:
+            pending.append(pool.submit(encode, t))
+            if len(pending) < 2 * workers:
+                continue
+            base = _place(pending.popleft().result(), grouped, base)
+        while pending:
+            base = _place(pending.popleft().result(), grouped, base)
+    from ..store import _return_free_memory
+
+    _return_free_memory()  # the worker threads' malloc arenas
+    result = []
+    for _, order, _, out in grouped:
+        if order is not None:  # back to the rows' own order
+            unsorted = np.empty_like(out)
+            unsorted[order] = out
+            out = unsorted
+        result.append(out)
+    return result[0], (result[1] if ids_a is not None else None)
+
+
+def _place(done: tuple[np.ndarray, list[tuple[int, int]], int], grouped: list, base: int) -> int:
+    """Write one task's codes (offset by `base`) into each side's output; the next base."""
+    codes, spans, n_unique = done
+    at = 0
+    for (_, _, _, out), (start, stop) in zip(grouped, spans):
+        np.add(codes[at:at + stop - start], base, out=out[start:stop], casting="unsafe")
+        at += stop - start
+    return base + n_unique
 
 
 def _looks_integer(value) -> bool:

@@ -313,6 +313,9 @@ def _common_repeats(task_b, rep_b, task_a, rep_a, tasks: pd.Index, rep_values: n
     return keep_b, keep_a, notes
 
 
+_BLOCK = 1 << 20
+
+
 def _changed(before, rows_b, after, rows_a) -> np.ndarray:
     """Per pair: did the item change (n_choices or a known item_hash differs)?"""
     n_b, n_a = _raw_int(before, "n_choices"), _raw_int(after, "n_choices")
@@ -329,7 +332,10 @@ def _changed(before, rows_b, after, rows_a) -> np.ndarray:
     hex_b = _codes.hex64(before["item_hash"])
     hex_a = _codes.hex64(after["item_hash"]) if hex_b is not None else None
     if hex_b is not None and hex_a is not None:  # forgetscope's own 16-hex hashes: 8 bytes a row
-        differs |= (hex_b if rows_b is None else hex_b[rows_b]) != (hex_a if rows_a is None else hex_a[rows_a])
+        for start in range(0, len(differs), _BLOCK):  # blocks: no full-length gathered copies
+            block = slice(start, start + _BLOCK)
+            differs[block] |= ((hex_b[block] if rows_b is None else hex_b[rows_b[block]])
+                               != (hex_a[block] if rows_a is None else hex_a[rows_a[block]]))
         return differs
     fixed_b, fixed_a = _codes.fixed_width(before["item_hash"]), _codes.fixed_width(after["item_hash"])
     if (fixed_b and fixed_b[0] == 0) or (fixed_a and fixed_a[0] == 0):

@@ -182,3 +182,65 @@ def test_hex64_declines_what_is_not_sixteen_hex_digits():
     assert hex64(pd.Series(["cad6abc51f993715", "cad6abc51f99371g"], dtype=arrow)) is None  # not hex
     assert hex64(pd.Series(["cad6abc51f993715", "cad6"], dtype=arrow)) is None  # not 16 digits
     assert hex64(pd.Series(["FFFFFFFFFFFFFFFF"], dtype=arrow)).tolist() == [2**64 - 1]
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "interleaved"])
+def test_per_task_dictionary_codes_match_a_reference(layout):
+    """The per-task Arrow path: equal codes iff equal (task, item_id), across both sides, whether
+    each task's rows are contiguous or interleaved; ids shared by two tasks stay apart."""
+    import numpy as np
+    import pyarrow as pa
+
+    from forgetscope.analysis import _codes
+
+    rng = np.random.default_rng(0)
+    n = 3000
+    task_b = np.repeat(np.arange(3), n // 3)
+    ids_b = [f"item-{i % 1200}" for i in range(n)]  # "item-5" exists in several tasks
+    keep = rng.random(n) > 0.1  # after: a shuffled subset plus ids only it has
+    task_a = np.r_[task_b[keep], [1, 2]]
+    ids_a = [i for i, k in zip(ids_b, keep) if k] + ["new-1", "item-5"]
+    shuffle = rng.permutation(len(task_a))
+    task_a, ids_a = task_a[shuffle], [ids_a[i] for i in shuffle]
+    if layout == "interleaved":
+        mix = rng.permutation(n)
+        task_b, ids_b = task_b[mix], [ids_b[i] for i in mix]
+    arrow = pd.ArrowDtype(pa.string())
+    series_b, series_a = pd.Series(ids_b, dtype=arrow), pd.Series(ids_a, dtype=arrow)
+    codes = _codes._dictionary_codes_by_task(task_b, _codes._arrow_chunks(series_b), task_a,
+                                             _codes._arrow_chunks(series_a), 3)
+    assert codes is not None
+    reference, _ = pd.factorize(pd.Series([f"{t}\0{i}" for t, i in zip(np.r_[task_b, task_a], ids_b + ids_a)]))
+    ours = np.r_[codes[0], codes[1]]
+    # the same partition of the rows: a code ↔ reference-code bijection
+    pairs = set(zip(ours.tolist(), reference.tolist()))
+    assert len(pairs) == len(set(ours.tolist())) == len(set(reference.tolist()))
+    assert ours.min() == 0 and ours.max() == len(set(reference.tolist())) - 1  # dense
+    one_side = _codes._dictionary_codes_by_task(task_b, _codes._arrow_chunks(series_b), None, None, 3)
+    assert len(set(zip(one_side[0].tolist(), codes[0].tolist()))) == len(set(codes[0].tolist()))
+    # too few rows per task for the per-task calls to pay: declined (the general path runs)
+    assert _codes._dictionary_codes_by_task(task_b[:10], _codes._arrow_chunks(series_b[:10]), None, None, 3) is None
+
+
+def test_pairing_is_the_same_on_the_per_task_path(pair, monkeypatch):
+    """Mismatch detection, duplicates and identical_only behave the same when the per-task path runs."""
+    from forgetscope.analysis import _codes
+
+    import pyarrow as pa
+
+    monkeypatch.setattr(_codes, "_MIN_ROWS_PER_TASK", 0)
+    taken = []
+    real = _codes._dictionary_codes_by_task
+    monkeypatch.setattr(_codes, "_dictionary_codes_by_task", lambda *a: taken.append(1) or real(*a))
+    before, after = base(pair)
+    for frame in (before, after):  # as load_records returns them
+        frame["item_id"] = frame["item_id"].astype(pd.ArrowDtype(pa.string()))
+    shuffled = after.iloc[::-1]
+    assert pair_records(before, shuffled).frame["after"].sum() == after["correct"].sum()
+    after.loc[after.item_id.isin(["arc-2", "arc-5"]), "item_hash"] = "edited"
+    with pytest.raises(ItemMismatchError, match="'arc-2', 'arc-5'"):
+        pair_records(before, after.iloc[::-1])
+    assert len(pair_records(before, after.iloc[::-1], identical_only=True).frame) == 9
+    with pytest.raises(PairingError, match="twice|duplicate"):
+        pair_records(pd.concat([before, before.iloc[:1]], ignore_index=True), after)
+    assert taken  # the per-task path did run
