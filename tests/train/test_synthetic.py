@@ -152,3 +152,43 @@ def test_mixture_and_corpus() -> None:
     assert len(corpus) == 40
     assert any("Reverse" in d for d in corpus) and any(" + " in d for d in corpus)
     assert QA_TEMPLATE.format(question="Q?") == "Question: Q?\nAnswer:"
+
+
+def test_synthetic_tasks_load_by_name_like_any_task() -> None:
+    """`--task synth_facts_mc` (and `NAME@RUN_CONFIG`) reach the evaluator like any task spec."""
+    from pathlib import Path
+
+    from forgetscope.tasks import TaskError, TaskOptions, load_task
+    from forgetscope.train.config import load_run_config
+    from forgetscope.train.frontier import run_tasks
+
+    task = load_task("synth_facts_mc")
+    reference = synthetic_tasks(["synth_facts_mc"])[0]
+    assert len(task) == 100 and [i.item_hash for i in task.items] == [i.item_hash for i in reference.items]
+    assert len(load_task("synth_reverse_gen", options=TaskOptions(limit=7))) == 7
+    assert load_task("synth_reverse_gen", options=TaskOptions(name="rev")).name == "rev"
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "early_exposure.yaml"
+    configured = load_task(f"synth_facts_mc@{example}")
+    expected = run_tasks(load_run_config(example), ["synth_facts_mc"], 100, 0)[0]
+    assert [i.item_hash for i in configured.items] == [i.item_hash for i in expected.items]
+
+    with pytest.raises(TaskError, match="unknown synthetic task or source 'synth_nope'"):
+        load_task("synth_nope")
+    with pytest.raises(TaskError, match="--num-fewshot do.*not apply to synthetic tasks"):
+        load_task("synth_facts_mc", options=TaskOptions(num_fewshot=2))
+    with pytest.raises(TaskError, match="no such config file"):
+        load_task("synth_facts_mc@/no/such/run.yaml")
+
+
+def test_eval_cli_scores_a_synthetic_task(tmp_path, tiny_llama_dir) -> None:
+    from typer.testing import CliRunner
+
+    from forgetscope.cli import app
+    from forgetscope.store import load_records
+
+    done = CliRunner().invoke(app, ["eval", str(tiny_llama_dir), "--task", "synth_arithmetic_mc", "--limit", "5",
+                                    "--output", str(tmp_path)])
+    assert done.exit_code == 0, done.output
+    records = load_records([tmp_path])
+    assert len(records) == 5 and set(records.task) == {"synth_arithmetic_mc"}
