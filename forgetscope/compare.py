@@ -72,6 +72,8 @@ def records_for(
             records = records.assign(checkpoint=name)
         return records.reset_index(drop=True)
     if not tasks:
+        if not Path(arg).exists() and (arg.startswith((".", "/", "~")) or arg.count("/") > 1):
+            raise CompareError(f"{arg}: no such file or directory; give a records file/dir, or a model with --task")
         raise CompareError(f"{arg} is a model: name the tasks to evaluate it on with --task")
     return evaluate(Checkpoint(arg, name=name or arg), tasks, output_dir, settings, progress=progress)
 

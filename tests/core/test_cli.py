@@ -134,3 +134,14 @@ def test_fewshot_options_reach_the_prompt(tmp_path, items_file, tiny_llama_dir):
     assert result.exit_code == 0, result.output
     prompts = load_records([tmp_path])["prompt"].tolist()
     assert all(p.startswith("Question: Is this a shot?\nAnswer: yes\n\nQuestion: Which one") for p in prompts)
+
+
+def test_a_missing_records_path_is_named_as_missing(tmp_path):
+    """A path that does not exist is not mistaken for a hub model id."""
+    from forgetscope.compare import CompareError, records_for
+    from forgetscope.evaluate import EvalSettings
+
+    with pytest.raises(CompareError, match=r"results/records/abc: no such file or directory"):
+        records_for(str(tmp_path / "results" / "records" / "abc"), [], tmp_path, EvalSettings())
+    with pytest.raises(CompareError, match="org/model is a model: name the tasks"):
+        records_for("org/model", [], tmp_path, EvalSettings())
