@@ -183,7 +183,6 @@ def compare(
     flip_tolerance: FlipTolOpt = 1e-3,  # analysis.stability.DEFAULT_FLIP_TOLERANCE (not imported: --help stays fast)
 ) -> None:
     """Compare two checkpoints item by item: forgetting (1→0), backward transfer (0→1), chance-adjusted."""
-    from .analysis.stability import MARGIN_COLUMNS
     from .compare import compare_checkpoints, describe_items
     from .schema import ANALYSIS_COLUMNS
     from .report.progress import ProgressBars
@@ -201,8 +200,8 @@ def compare(
                 checkpoint_a, checkpoint_b, tasks, output, settings, metric=metric,
                 identical_only=identical_only, n_bootstrap=n_bootstrap, seed=seed, progress=progress,
                 # stored records: the figures need only the analysis columns (and, for unstable
-                # flips, the log-likelihoods); the item list needs prompts
-                columns=None if show_items else ANALYSIS_COLUMNS + (MARGIN_COLUMNS if flip_tolerance > 0 else []),
+                # flips, each row's decision margin); the item list needs prompts
+                columns=None if show_items else ANALYSIS_COLUMNS, margins=not show_items,
                 flip_tolerance=flip_tolerance if flip_tolerance > 0 else None)
     except _errors() as exc:
         _fail(str(exc))

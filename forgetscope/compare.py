@@ -44,15 +44,17 @@ def records_for(
     name: str | None = None,
     progress: ProgressFn | None = None,
     columns: list[str] | None = None,
+    margins: str | None = None,
 ) -> pd.DataFrame:
     """Records of one side: read from a records path, or evaluated (cached) for a model.
 
     `columns` limits what a records path loads (e.g. schema.ANALYSIS_COLUMNS when
     only the figures are needed: a fraction of the memory for large records);
-    an evaluated model always returns every column.
+    `margins` (a metric) adds each row's decision margin instead of its list
+    columns (store.load_records); an evaluated model always returns every column.
     """
     if is_records_path(arg):
-        records = load_records([arg], columns=columns)
+        records = load_records([arg], columns=columns, margins=margins)
         if tasks:
             wanted = {t.name for t in tasks}
             missing = wanted - set(records["task"].unique())
@@ -92,16 +94,21 @@ def compare_checkpoints(
     progress: ProgressFn | None = None,
     columns: list[str] | None = None,
     flip_tolerance: float | None = DEFAULT_FLIP_TOLERANCE,
+    margins: bool = False,
 ):
     """Evaluate (or read) both sides and return (Comparison, records_before, records_after).
 
-    `columns`: what to load from a stored records side (see records_for).
+    `columns`: what to load from a stored records side (see records_for); `margins`: also
+    load its decision margins under `metric` (for unstable flips) without the list columns.
     `flip_tolerance`: count flips with a decision margin below it apart (analysis.stability)."""
     from .analysis import compare_records
 
     settings = settings or EvalSettings()
-    rec_before = records_for(before, tasks, output_dir, settings, progress=progress, columns=columns)
-    rec_after = records_for(after, tasks, output_dir, settings, progress=progress, columns=columns)
+    margin_metric = metric if margins and flip_tolerance else None
+    rec_before = records_for(before, tasks, output_dir, settings, progress=progress, columns=columns,
+                             margins=margin_metric)
+    rec_after = records_for(after, tasks, output_dir, settings, progress=progress, columns=columns,
+                            margins=margin_metric)
     comparison = compare_records(rec_before, rec_after, metric=metric, identical_only=identical_only,
                                  n_bootstrap=n_bootstrap, seed=seed, flip_tolerance=flip_tolerance)
     return comparison, rec_before, rec_after

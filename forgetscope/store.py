@@ -306,11 +306,17 @@ def records_files(path: Path) -> list[Path]:
     return sorted(p for p in path.rglob("*.parquet") if not p.name.startswith("."))
 
 
-def load_records(paths: Iterable[Path | str], columns: list[str] | None = None) -> pd.DataFrame:
+def load_records(paths: Iterable[Path | str], columns: list[str] | None = None,
+                 margins: str | None = None) -> pd.DataFrame:
     """Read records from files or directories into one DataFrame (deduplicated).
 
     `columns` reads only those (e.g. schema.ANALYSIS_COLUMNS for a
-    comparison: a fraction of the time and memory). The low-cardinality text
+    comparison: a fraction of the time and memory). `margins` (a metric:
+    acc, acc_norm, acc_per_token) adds each row's decision margin as column
+    `margin_<correct column>` (analysis.stability), computed file by file from
+    the list columns in Arrow, which are then dropped unless `columns` asks
+    for them: 10M rows' log-likelihoods as Python lists would take ~10 GB.
+    The low-cardinality text
     columns (DICTIONARY_COLUMNS: checkpoint, task, category, ...) come back
     as pandas categoricals. Rows are deduplicated on the key columns (first
     row wins) unless the files say they are unique and hold different
@@ -321,13 +327,25 @@ def load_records(paths: Iterable[Path | str], columns: list[str] | None = None) 
     if not files:
         raise StoreError("no records found; run `forgetscope eval` first or check the path")
     with _system_memory_pool():
-        frame = _read_frame(files, columns)
+        frame = _read_frame(files, columns, margins)
     _return_free_memory()  # after _read_frame's temporaries are gone
     return frame
 
 
-def _read_frame(files: list[Path], columns: list[str] | None) -> pd.DataFrame:
-    tables = [read_table(f, columns, dictionary=True) for f in files]
+def _read_frame(files: list[Path], columns: list[str] | None, margins: str | None = None) -> pd.DataFrame:
+    if margins is None:
+        tables = [read_table(f, columns, dictionary=True) for f in files]
+    else:
+        from .analysis.stability import list_columns_for, margin_column, margins_of_table
+
+        lists = list_columns_for(margins)
+        wanted = None if columns is None else list(dict.fromkeys(columns + lists))
+        drop = [] if columns is None else [c for c in lists if c not in columns]
+        tables = []
+        for f in files:
+            table = read_table(f, wanted, dictionary=True)
+            margin = pa.array(margins_of_table(table, margins), type=pa.float64())
+            tables.append(table.drop_columns(drop).append_column(margin_column(margins), margin))
     table = pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
     del tables
     if (columns is None or all(c in columns for c in KEY_COLUMNS)) and not _known_unique(files):

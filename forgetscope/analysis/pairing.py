@@ -68,6 +68,8 @@ class PairedItems:
     notes: list[str] = field(default_factory=list)
     """Human-readable remarks, e.g. repeats that only one side ran."""
     metric: str = "acc"
+    source_rows: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
+    """Positions in the before and after frames of each paired row (None: every row, in order)."""
 
 
 def pair_records(
@@ -118,7 +120,7 @@ def pair_records(
         },
         copy=False,  # the arrays are new already; a copy would double the peak at 10M pairs
     )
-    return PairedItems(frame=frame, dropped=dropped, notes=join.notes, metric=metric)
+    return PairedItems(frame=frame, dropped=dropped, notes=join.notes, metric=metric, source_rows=(src_b, src_a))
 
 
 @dataclass

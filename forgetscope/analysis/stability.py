@@ -24,7 +24,9 @@ and 16 on CPU (2.6e-5, SmolLM2-135M; README "Unstable flips and the noise
 floor"); bfloat16 moved scores by 0.6 nats there, so comparisons across
 dtypes or backends need a tolerance measured by `forgetscope noise`.
 
-Everything is vectorised over flattened list columns (Arrow offsets).
+Everything is vectorised over flattened list columns (Arrow offsets); stored
+records at scale never become Python lists: `store.load_records(margins=metric)`
+computes each row's margin from the Parquet list columns and keeps only that.
 """
 
 from __future__ import annotations
@@ -36,38 +38,79 @@ import pyarrow as pa
 from ..schema import metric_column
 
 DEFAULT_FLIP_TOLERANCE = 1e-3
-#: records columns the margins need (on top of schema.ANALYSIS_COLUMNS)
-MARGIN_COLUMNS = ["loglikelihoods", "choice_chars", "choice_tokens"]
 UNSTABLE_COLUMNS = ["n_10_unstable", "n_01_unstable"]
 
 
-def _flat(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Values and offsets of a list column (missing lists count as empty)."""
-    array = pa.array(column.to_numpy(dtype=object), type=pa.list_(pa.float64()), from_pandas=True)
-    offsets = array.offsets.to_numpy()
-    values = array.values.to_numpy(zero_copy_only=False)[offsets[0]:offsets[-1]]
+def margin_column(metric: str = "acc") -> str:
+    """Name of the precomputed per-row margin column for `metric` (see store.load_records(margins=))."""
+    return f"margin_{metric_column(metric)}"
+
+
+def list_columns_for(metric: str = "acc") -> list[str]:
+    """The list columns a margin under `metric` is computed from."""
+    column = metric_column(metric)
+    extra = {"correct_norm": ["choice_chars"], "correct_per_token": ["choice_tokens"]}.get(column, [])
+    return ["loglikelihoods"] + extra
+
+
+def _flat(column) -> tuple[np.ndarray, np.ndarray]:
+    """Values and offsets of a list column (missing lists count as empty).
+
+    An Arrow list array (or chunked array) is read in place; a pandas column of
+    Python lists is converted first (fine for the thousands of rows an
+    evaluation returns; stored records at scale come as Arrow, see margins_of_table).
+    """
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    if not isinstance(column, pa.Array):
+        column = pa.array(column.to_numpy(dtype=object), type=pa.list_(pa.float64()), from_pandas=True)
+    offsets = column.offsets.to_numpy()  # a null list has equal offsets: empty
+    values = column.values.to_numpy(zero_copy_only=False)[offsets[0]:offsets[-1]]
     return values.astype(np.float64, copy=False), offsets - offsets[0]
+
+
+def margins_of_table(table: pa.Table, metric: str = "acc") -> np.ndarray:
+    """decision_margins for an Arrow records table, straight from its list columns (no Python objects)."""
+    if table.num_rows == 0:
+        return np.zeros(0)
+    names = list_columns_for(metric)
+    parts = []
+    for batch in table.select(names).to_batches(max_chunksize=1 << 20):
+        parts.append(_margins([_flat(batch.column(name)) for name in names], len(batch), metric))
+    return np.concatenate(parts) if len(parts) != 1 else parts[0]
 
 
 def decision_margins(records: pd.DataFrame, metric: str = "acc") -> np.ndarray:
     """Per row: best choice score minus the runner-up under `metric`.
 
     NaN where there is nothing to decide (generative rows, no
-    log-likelihoods); +inf with a single choice; 0 for a tie.
+    log-likelihoods); +inf with a single choice; 0 for a tie. Records loaded
+    with `load_records(..., margins=metric)` carry the margins already.
     """
+    if margin_column(metric) in records.columns:
+        return records[margin_column(metric)].to_numpy(dtype=np.float64)
     n = len(records)
     if n == 0:
         return np.zeros(0)
-    scores, offsets = _flat(records["loglikelihoods"])
-    column = metric_column(metric)
-    if column in ("correct_norm", "correct_per_token"):
-        name = "choice_chars" if column == "correct_norm" else "choice_tokens"
-        lengths, norm_offsets = _flat(records[name])
+    return _margins([_flat(records[name]) for name in list_columns_for(metric)], n, metric)
+
+
+def _margins(lists: list[tuple[np.ndarray, np.ndarray]], n: int, metric: str) -> np.ndarray:
+    """Margins of n rows from the flattened (values, offsets) of list_columns_for(metric)."""
+    scores, offsets = lists[0]
+    if len(lists) > 1:
+        lengths, norm_offsets = lists[1]
         if not np.array_equal(offsets, norm_offsets):
+            name = list_columns_for(metric)[1]
             raise ValueError(f"records: {name} and loglikelihoods differ in length on some rows")
         scores = scores / np.maximum(lengths, 1.0)
     sizes = np.diff(offsets)
     margins = np.full(n, np.nan)
+    if n and sizes[0] >= 2 and (sizes == sizes[0]).all():  # every row k choices: the top two by partition
+        k = int(sizes[0])
+        top = np.partition(scores.reshape(n, k), k - 2, axis=1)[:, k - 2:]
+        with np.errstate(invalid="ignore"):  # -inf - -inf where every choice is impossible: a tie, 0
+            return np.where(top[:, 1] == top[:, 0], 0.0, top[:, 1] - top[:, 0])
     rows = np.flatnonzero(sizes > 0)
     if not len(rows):
         return margins
@@ -80,7 +123,8 @@ def decision_margins(records: pd.DataFrame, metric: str = "acc") -> np.ndarray:
     rest = np.where(at_best, -np.inf, scores)
     second = np.full(n, -np.inf)
     second[rows] = np.maximum.reduceat(rest, starts)
-    margins[rows] = np.where(n_best[rows] >= 2, 0.0, best[rows] - second[rows])
+    with np.errstate(invalid="ignore"):
+        margins[rows] = np.where(n_best[rows] >= 2, 0.0, best[rows] - second[rows])
     return margins
 
 
@@ -104,11 +148,20 @@ def align_to_pairs(frame: pd.DataFrame, records: pd.DataFrame) -> np.ndarray:
 
 
 def unstable_rows(frame: pd.DataFrame, before: pd.DataFrame, after: pd.DataFrame, tolerance: float,
-                  metric: str = "acc") -> np.ndarray:
-    """Per paired row: is the before or the after decision's margin below `tolerance`?"""
+                  metric: str = "acc", source_rows: tuple | None = None) -> np.ndarray:
+    """Per paired row: is the before or the after decision's margin below `tolerance`?
+
+    `source_rows`: (rows of before, rows of after) behind each paired row, as
+    pair_records found them (None for a side: every row, in order); without
+    it the rows are looked up by (task, item_id, repeat).
+    """
     flags = np.zeros(len(frame), dtype=bool)
-    for records in (before, after):
-        rows = align_to_pairs(frame, records)
+    for side, records in enumerate((before, after)):
+        if source_rows is not None:
+            rows = source_rows[side]
+            rows = np.arange(len(frame)) if rows is None else rows
+        else:
+            rows = align_to_pairs(frame, records)
         margins = decision_margins(records, metric)
         found = rows >= 0
         picked = np.full(len(frame), np.nan)
@@ -118,65 +171,35 @@ def unstable_rows(frame: pd.DataFrame, before: pd.DataFrame, after: pd.DataFrame
     return flags
 
 
-def has_margins(records: pd.DataFrame) -> bool:
-    return "loglikelihoods" in records.columns
+def has_margins(records: pd.DataFrame, metric: str = "acc") -> bool:
+    return margin_column(metric) in records.columns or all(c in records.columns for c in list_columns_for(metric))
 
 
 def unstable_counts(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     """n_10_unstable and n_01_unstable per group of `by` ([] = overall), from frame["unstable"].
 
-    Like n_10 and n_01, a count is per repeat: each row weighs 1 / (repeats its task ran).
+    The same code as the summaries' n_10 and n_01 (analysis.transitions): a count
+    is per repeat, tasks run once counting in every repeat.
     """
-    before = frame["before"].to_numpy(dtype=bool)
-    after = frame["after"].to_numpy(dtype=bool)
-    unstable = frame["unstable"].to_numpy(dtype=bool)
-    task_codes, _ = pd.factorize(frame["task"])
-    repeat_codes, _ = pd.factorize(frame["repeat"])
-    ran = np.zeros((task_codes.max(initial=0) + 1, repeat_codes.max(initial=0) + 1), dtype=bool)
-    ran[task_codes, repeat_codes] = True
-    weight = 1.0 / ran.sum(1)[task_codes]
-    parts = pd.DataFrame({"n_10_unstable": (before & ~after & unstable) * weight,
-                          "n_01_unstable": (~before & after & unstable) * weight})
-    if by:
-        for column in by:
-            parts[column] = frame[column].astype(str).to_numpy()
-        table = parts.groupby(by, sort=True).sum().reset_index()
-    else:
-        table = parts.sum().to_frame().T
-    whole = bool((ran.sum(1) == 1).all())
-    for name in UNSTABLE_COLUMNS:
-        table[name] = np.rint(table[name]).astype(np.int64) if whole else table[name].astype(float)
-    return table
+    from .transitions import _RowCodes, _summarize
+
+    table = _summarize(frame, _RowCodes.of(frame), by, 0, 0)
+    return table[by + UNSTABLE_COLUMNS]
 
 
-def with_unstable_counts(summary: pd.DataFrame, frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    """`summary` (one row per group of `by`) with the two unstable columns added."""
-    counts = unstable_counts(frame, by)
-    if not by:
-        return summary.assign(**{name: counts[name].iloc[0] for name in UNSTABLE_COLUMNS})
-    keys = summary[by].astype(str)
-    merged = keys.merge(counts, on=by, how="left")
-    out = summary.copy()
-    for name in UNSTABLE_COLUMNS:
-        out[name] = merged[name].fillna(0).to_numpy()
-    return out
+def mark_unstable(paired, before: pd.DataFrame, after: pd.DataFrame, tolerance: float,
+                  metric: str = "acc") -> float | None:
+    """Add the bool column `unstable` to paired.frame (the summaries then count unstable flips).
 
-
-def add_unstable(comparison, before: pd.DataFrame, after: pd.DataFrame, tolerance: float) -> None:
-    """Mark unstable rows in comparison.paired.frame and add the counts to its tables (in place).
-
-    Records without log-likelihoods (e.g. only the analysis columns were
-    read) are left as they are: comparison.flip_tolerance stays None.
+    Returns the tolerance used, or None when either side's records hold no
+    log-likelihoods or margins (e.g. only the analysis columns were read):
+    then nothing is marked and the figures are as without the option.
     """
-    if not (has_margins(before) and has_margins(after)):
-        return
-    frame = comparison.paired.frame
-    frame["unstable"] = unstable_rows(frame, before, after, tolerance, comparison.metric)
-    comparison.flip_tolerance = tolerance
-    comparison.tasks = with_unstable_counts(comparison.tasks, frame, ["task"])
-    if len(comparison.categories):
-        comparison.categories = with_unstable_counts(comparison.categories, frame, ["task", "category"])
-    comparison.overall = with_unstable_counts(comparison.overall, frame, [])
+    if not (has_margins(before, metric) and has_margins(after, metric)):
+        return None
+    frame = paired.frame
+    frame["unstable"] = unstable_rows(frame, before, after, tolerance, metric, paired.source_rows)
+    return tolerance
 
 
 def noise_summary(a: pd.DataFrame, b: pd.DataFrame, metric: str = "acc") -> pd.DataFrame:

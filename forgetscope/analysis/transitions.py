@@ -43,7 +43,7 @@ import pandas as pd
 from . import _codes
 from .chance import chance_terms
 from .pairing import PairedItems, pair_records
-from .stability import DEFAULT_FLIP_TOLERANCE
+from .stability import DEFAULT_FLIP_TOLERANCE, UNSTABLE_COLUMNS
 from .stats import bootstrap_draws, bootstrap_means, group_rng, mcnemar_p, percentile_interval, repeat_mean_std
 
 #: The headline figures, in the order reports and JSON list them.
@@ -178,10 +178,20 @@ def _summarize(frame: pd.DataFrame, rows: _RowCodes, by: list[str], n_bootstrap:
         out[column] = values
     out.update(_bootstrap(items["types"], _labels_text(labels), n_bootstrap, seed))
 
+    columns = list(SUMMARY_COLUMNS)
+    if "unstable" in frame.columns:  # flips a numeric-noise-sized margin could cause (analysis.stability)
+        unstable = frame["unstable"].to_numpy(dtype=bool)
+        counts_u = np.bincount(flat[unstable], minlength=math.prod(shape)).reshape(shape)
+        if rows.n_reps > 1:  # single-repeat tasks count in every repeat, exactly as for n_10
+            once_u = np.bincount(flat[unstable & rows.once], minlength=math.prod(shape)).reshape(shape)
+            counts_u = counts_u - once_u + once_u.sum(1)[:, None] * present[:, :, None, None]
+        for name, transition in zip(UNSTABLE_COLUMNS, (2, 1)):  # 2 = 1→0, 1 = 0→1
+            out[name], _ = repeat_mean_std(counts_u[..., transition].sum(2), present)
+        columns += UNSTABLE_COLUMNS
     single = bool((out["n_repeats"] == 1).all())
-    for name in COUNT_COLUMNS:  # whole numbers unless averaged over repeats
+    for name in COUNT_COLUMNS + [c for c in UNSTABLE_COLUMNS if c in out]:  # whole unless averaged over repeats
         out[name] = np.rint(out[name]).astype(np.int64) if single else out[name]
-    table = pd.DataFrame({name: out[name] for name in SUMMARY_COLUMNS})
+    table = pd.DataFrame({name: out[name] for name in columns})
     return pd.concat([labels, table], axis=1)
 
 
@@ -416,8 +426,6 @@ class Comparison:
 
 
 def _entry(row: dict) -> dict:
-    from .stability import UNSTABLE_COLUMNS
-
     return {name: _json_value(row[name]) for name in SUMMARY_COLUMNS + UNSTABLE_COLUMNS if name in row}
 
 
@@ -451,6 +459,11 @@ def compare_records(
     """
     paired = pair_records(before, after, metric=metric, identical_only=identical_only)
     frame = paired.frame
+    tolerance = None
+    if flip_tolerance:
+        from .stability import mark_unstable
+
+        tolerance = mark_unstable(paired, before, after, float(flip_tolerance), metric)
     rows = _RowCodes.of(frame)  # encoded once, grouped three ways
     categories = _summarize(frame, rows, ["task", "category"], n_bootstrap, seed)
     categories = categories[categories["category"] != ""].reset_index(drop=True)
@@ -460,9 +473,6 @@ def compare_records(
         categories=categories,
         overall=_summarize(frame, rows, [], n_bootstrap, seed),
         paired=paired,
+        flip_tolerance=tolerance,
     )
-    if flip_tolerance:
-        from .stability import add_unstable
-
-        add_unstable(comparison, before, after, float(flip_tolerance))
     return comparison

@@ -98,6 +98,7 @@ def test_counts_are_per_repeat_like_n_10():
         "task": ["a", "a", "a", "a", "b"], "category": "", "item_id": ["0", "0", "1", "1", "2"],
         "repeat": [0, 1, 0, 1, 0], "before": [True, True, True, False, False],
         "after": [False, False, False, False, True], "unstable": [True, True, True, True, True],
+        "n_choices": 4,
     })
     table = unstable_counts(frame, ["task"]).set_index("task")
     # task a: 1→0 unstable rows: 3 over 2 repeats → 1.5; task b ran once: 1
@@ -160,3 +161,18 @@ def test_compare_command_prints_and_writes_unstable_counts(tmp_path):
                                    "--flip-tolerance", "0"])
     assert off.exit_code == 0 and "unstable" not in off.output
     assert "n_10_unstable" not in json.loads(out.read_text())["tasks"]["t"]
+
+
+def test_equal_k_fast_path_matches_the_general_one():
+    """Rows with the same number of choices take a partition; the margins are those of the general code."""
+    from forgetscope.analysis.stability import _margins
+
+    rng = np.random.default_rng(1)
+    scores = np.round(rng.normal(size=(500, 4)), 1)  # rounding makes ties
+    scores[3] = -np.inf
+    scores[7, :2] = np.nan
+    flat, offsets = scores.ravel(), np.arange(0, 2001, 4)
+    fast = _margins([(flat, offsets)], 500, "acc")
+    mixed = _margins([(np.r_[flat, 0.0], np.r_[offsets, 2001])], 501, "acc")[:500]  # one row of k = 1
+    np.testing.assert_array_equal(fast[np.isfinite(mixed)], mixed[np.isfinite(mixed)])
+    assert (fast == 0).sum() > 10 and fast[3] == 0.0
