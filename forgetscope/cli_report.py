@@ -72,7 +72,7 @@ def sequence(
         if manifest is not None or order:
             if task:
                 raise SequenceError("--manifest/--order read stored results; evaluate with --task without them")
-            seq, _ = load_sequence([Path(a) for a in checkpoints], order, manifest, metric=metric,
+            seq, _ = load_sequence([Path(a) for a in checkpoints], order, manifest, lean=True, metric=metric,
                                    identical_only=identical_only, n_bootstrap=n_bootstrap, seed=seed)
         else:
             seq = _evaluate_sequence(checkpoints, task, output, metric, identical_only, n_bootstrap, seed,
@@ -139,7 +139,8 @@ def heatmap(
     if out.suffix.lower() not in (".png", ".svg"):
         _fail(f"{out}: the image must end in .png or .svg")
     try:
-        seq, _ = load_sequence(results, order, manifest, metric=metric, identical_only=identical_only, n_bootstrap=0)
+        seq, _ = load_sequence(results, order, manifest, lean=True, metric=metric, identical_only=identical_only,
+                               n_bootstrap=0)
         if kind in ("pairwise", "raster") and task is None:
             _fail(f"--kind {kind} needs --task (one of {', '.join(seq.tasks)})")
         by = ["task", "category"] if categories else ["task"]
@@ -190,18 +191,24 @@ def report(
 
 
 # ------------------------------------------------------------------------- helpers
-def load_sequence(results: list[Path], order: str | None = None, manifest: Path | None = None, **options):
-    """(CheckpointSequence, records) of stored results, in the order described in the module docstring."""
+def load_sequence(results: list[Path], order: str | None = None, manifest: Path | None = None, *,
+                  lean: bool = False, **options):
+    """(CheckpointSequence, records) of stored results, in the order described in the module docstring.
+
+    lean: read only what the figures need (the analysis columns and the model fingerprint), not
+    prompts, answers and per-choice lists: a fraction of the memory for large records.
+    """
     import pandas as pd
 
     from .analysis.sequence import RunManifest, SequenceError, checkpoint_sequence
     from .report.heatmaps import short_names
-    from .schema import KEY_COLUMNS
+    from .schema import ANALYSIS_COLUMNS, KEY_COLUMNS
     from .store import load_records
 
+    columns = ANALYSIS_COLUMNS + ["model_fingerprint"] if lean else None
     frames, names = [], []
     for path in results:
-        frame = load_records([path])
+        frame = load_records([path], columns=columns)
         frame["checkpoint"] = frame["checkpoint"].astype(str)
         frames.append(frame)
         names += [n for n in sorted(frame["checkpoint"].unique(), key=_natural) if n not in names]
