@@ -160,4 +160,8 @@ def build_tiny_model(
         tokenizer, arch, hidden=hidden, layers=layers, heads=heads, context=context, seed=seed, dropout=dropout,
         intermediate=intermediate,
     )
-    return save_checkpoint(model, tokenizer, out_dir)
+    previous, tokenizer.model_max_length = tokenizer.model_max_length, context  # saved with the model's context
+    try:
+        return save_checkpoint(model, tokenizer, out_dir)
+    finally:
+        tokenizer.model_max_length = previous
