@@ -217,6 +217,7 @@ class HFBackend(Backend):
         return packs, singles
 
     def _score_packs(self, packs, results) -> None:
+        # longest first (by the unshared length: cheap, and close enough for ordering)
         packs = sorted(packs, key=lambda p: -(len(p[0]) + sum(len(c) for _, c in p[1])))
         for start in range(0, len(packs), self.batch_size):
             batch = packs[start:start + self.batch_size]
@@ -226,47 +227,46 @@ class HFBackend(Backend):
                 results[index] = LoglikelihoodResult(logprob, greedy, len(cont))
 
     def _pack_inputs(self, batch):
-        """Token ids, a block-causal 4D mask and positions for a batch of packs.
+        """Token ids, a tree-causal 4D mask and positions for a batch of packs.
 
-        Sequence b is context + cont_1 + ... + cont_m. Continuation i attends to
-        the context and to its own earlier tokens, never to another choice, and
-        its positions continue from the context's end: exactly the attention
-        and positions of scoring context + cont_i alone.
+        Sequence b is the context, then the choices' fed tokens as a prefix tree:
+        a token shared by several choices at the same place after the same
+        earlier tokens ("Gus takes the bus to the market" / "... harbour") is
+        fed once. Every tree token attends to the context and to its own
+        ancestors, never to another branch, and its position continues from
+        the context's end: exactly the attention and positions of scoring
+        context + that choice alone.
         """
         import torch
 
-        # a choice's last token is only ever a target, never an input: leave it out
-        width = max(len(ctx) + sum(len(c) - 1 for _, c in members) for ctx, members in batch)
+        trees = [_prefix_tree(members) for _, members in batch]
+        width = max(len(ctx) + len(tree.tokens) for (ctx, _), tree in zip(batch, trees))
         n = len(batch)
         input_ids = torch.full((n, width), self.pad_id, dtype=torch.long)
-        segment = torch.full((n, width), -1, dtype=torch.long)  # -1 padding, 0 context, i+1 choice i
         position = torch.zeros((n, width), dtype=torch.long)
+        allowed = torch.zeros((n, width, width), dtype=torch.bool)
+        allowed |= torch.eye(width, dtype=torch.bool)  # padding rows attend to themselves: no NaN
         rows, positions, targets, owner = [], [], [], []
         k = 0
-        for b, (ctx, members) in enumerate(batch):
+        for b, ((ctx, members), tree) in enumerate(zip(batch, trees)):
             c = len(ctx)
             input_ids[b, :c] = torch.tensor(ctx, dtype=torch.long)
-            segment[b, :c] = 0
             position[b, :c] = torch.arange(c)
-            at = c
-            for i, (_, cont) in enumerate(members):
-                fed = len(cont) - 1
-                input_ids[b, at:at + fed] = torch.tensor(cont[:-1], dtype=torch.long)
-                segment[b, at:at + fed] = i + 1
-                position[b, at:at + fed] = torch.arange(c, c + fed)
+            allowed[b, :c, :c] = torch.ones((c, c), dtype=torch.bool).tril()
+            if tree.tokens:
+                m = len(tree.tokens)
+                input_ids[b, c:c + m] = torch.tensor(tree.tokens, dtype=torch.long)
+                position[b, c:c + m] = c + torch.tensor(tree.depth, dtype=torch.long)
+                allowed[b, c:c + m, :c] = True
+                allowed[b, c:c + m, c:c + m] = torch.from_numpy(tree.ancestors)
+            for (_, cont), nodes in zip(members, tree.paths):
                 # token j of the choice is predicted from the position before it:
-                # the context's last token for j = 0, the choice's token j-1 after
-                predictors = [c - 1] + list(range(at, at + fed))
+                # the context's last token for j = 0, the tree node of token j-1 after
                 rows.extend([b] * len(cont))
-                positions.extend(predictors)
+                positions.extend([c - 1] + [c + node for node in nodes])
                 targets.extend(cont)
                 owner.extend([k] * len(cont))
                 k += 1
-                at += fed
-        seg_q, seg_k = segment[:, :, None], segment[:, None, :]
-        causal = torch.ones((width, width), dtype=torch.bool).tril()
-        allowed = causal & (seg_k >= 0) & ((seg_k == 0) | (seg_k == seg_q))
-        allowed |= torch.eye(width, dtype=torch.bool)  # padding rows attend to themselves: no NaN
         dtype = self.model.dtype if self.model.dtype.is_floating_point else torch.float32
         mask = torch.zeros((n, 1, width, width), dtype=dtype)
         mask.masked_fill_(~allowed[:, None], torch.finfo(dtype).min)
@@ -417,6 +417,47 @@ class HFBackend(Backend):
             return False
         text = self.tokenizer.decode(tokens, skip_special_tokens=True)
         return any(s in text for s in stop)
+
+
+class _Tree:
+    """The fed tokens of a pack's choices as a prefix tree, in the order they are laid out."""
+
+    __slots__ = ("tokens", "depth", "paths", "ancestors")
+
+    def __init__(self, tokens, depth, paths, ancestors):
+        self.tokens: list[int] = tokens  # one per node
+        self.depth: list[int] = depth  # position after the context's end
+        self.paths: list[list[int]] = paths  # per choice: its fed tokens' nodes
+        self.ancestors = ancestors  # bool [nodes, nodes]: node i may attend to node j
+
+
+def _prefix_tree(members) -> _Tree:
+    """Each choice's tokens but the last (a choice's last token is only a target), shared by prefix."""
+    import numpy as np
+
+    tokens: list[int] = []
+    depth: list[int] = []
+    parent: list[int] = []
+    child: dict[tuple[int, int], int] = {}  # (parent node, token) -> node
+    paths: list[list[int]] = []
+    for _, cont in members:
+        node, path = -1, []
+        for j, token in enumerate(cont[:-1]):
+            found = child.get((node, token))
+            if found is None:
+                found = len(tokens)
+                child[(node, token)] = found
+                tokens.append(token)
+                depth.append(j)
+                parent.append(node)
+            node = found
+            path.append(node)
+        paths.append(path)
+    ancestors = np.eye(len(tokens), dtype=bool)
+    for node in range(len(tokens)):  # parents come first: inherit the parent's row
+        if parent[node] >= 0:
+            ancestors[node] |= ancestors[parent[node]]
+    return _Tree(tokens, depth, paths, ancestors)
 
 
 def cut_at_stop(text: str, stop: Sequence[str]) -> str:

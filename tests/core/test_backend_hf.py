@@ -85,3 +85,46 @@ def test_packed_choices_score_like_separate_sequences(request, fixture, max_leng
     assert [r.is_greedy for r in packed] == [r.is_greedy for r in alone]
     assert [r.n_tokens for r in packed] == [r.n_tokens for r in alone]
     assert np.allclose([r.logprob for r in packed], [r.logprob for r in alone], atol=1e-4)
+
+
+@pytest.mark.parametrize("fixture", ["tiny_llama_dir", "tiny_gpt2_dir"])
+def test_choices_sharing_a_prefix_are_fed_once_and_score_like_separate_sequences(request, fixture):
+    """Choices that start alike share tree nodes; one choice may be a prefix of another."""
+    from forgetscope.backends.base import LoglikelihoodRequest, Tokenization
+    from forgetscope.backends.hf import HFBackend, _prefix_tree
+
+    backend = HFBackend.from_pretrained(str(request.getfixturevalue(fixture)), batch_size=2)
+    tok = Tokenization(backend.tokenizer)
+    contexts = ["Question: Where does Gus go on Sunday?\nAnswer:", "Question: What is 12 + 13?\nAnswer:"]
+    choices = [["Gus takes the bus to the market", "Gus takes the bus to the harbour", "Gus rows to the market",
+                "Gus takes the bus"], ["25", "250", "26", "25"]]
+    requests = [LoglikelihoodRequest(*tok.encode_pair(ctx, c)) for ctx, cs in zip(contexts, choices) for c in cs]
+    packs, singles = backend._plan(requests)
+    assert len(packs) == 2 and not singles
+    tree = _prefix_tree(packs[0][1])
+    assert len(tree.tokens) < sum(len(cont) - 1 for _, cont in packs[0][1])  # shared tokens fed once
+    packed = backend.loglikelihood(requests)
+    backend.pack = False
+    alone = backend.loglikelihood(requests)
+    assert [r.is_greedy for r in packed] == [r.is_greedy for r in alone]
+    assert [r.n_tokens for r in packed] == [r.n_tokens for r in alone]
+    assert np.allclose([r.logprob for r in packed], [r.logprob for r in alone], atol=1e-4)
+    assert packed[4].logprob == pytest.approx(packed[7].logprob, abs=1e-6)  # the same choice twice
+
+
+def test_prefix_tree_layout():
+    from forgetscope.backends.hf import _prefix_tree
+
+    tree = _prefix_tree([(0, [5, 6, 7]), (1, [5, 6, 8, 9]), (2, [4]), (3, [5, 9])])
+    # fed tokens: [5, 6] | [5, 6, 8] | [] | [5]: nodes 5, 6, 8 (shared 5 and 6)
+    assert tree.tokens == [5, 6, 8] and tree.depth == [0, 1, 2]
+    assert tree.paths == [[0, 1], [0, 1, 2], [], [0]]
+    assert tree.ancestors.tolist() == [[True, False, False], [True, True, False], [True, True, True]]
+
+
+def test_prefix_tree_branches_never_see_each_other():
+    from forgetscope.backends.hf import _prefix_tree
+
+    tree = _prefix_tree([(0, [5, 6, 7]), (1, [5, 9, 3])])
+    assert tree.tokens == [5, 6, 9] and tree.depth == [0, 1, 1]
+    assert tree.ancestors.tolist() == [[True, False, False], [True, True, False], [True, False, True]]
