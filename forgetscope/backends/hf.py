@@ -6,7 +6,8 @@ Right padding keeps every real token's positions and attention exactly as in
 an unpadded pass, which is why batch size does not change the scores.
 Only the hidden states at continuation positions go through the LM head, so
 a 49k-token vocabulary costs (continuation tokens × vocab), not
-(all tokens × vocab).
+(all tokens × vocab). Requests that share a context are packed: the context
+once, then the choices as a prefix tree (see _pack_inputs).
 """
 
 from __future__ import annotations
@@ -184,7 +185,9 @@ class HFBackend(Backend):
         """Group requests that share a context into packs (context once, then every continuation).
 
         A pack is scored in one sequence: the context's hidden states are
-        computed once instead of once per choice. Requests whose context is
+        computed once instead of once per choice (and choice tokens shared by
+        prefix once, see _pack_inputs). The length check counts every choice's
+        tokens unshared: an upper bound of the tree. Requests whose context is
         unique, or whose pack would not fit in max_length, are scored alone.
         """
         by_context: dict[tuple[int, ...], list[int]] = {}
