@@ -63,6 +63,18 @@ def test_sampled_generation_is_seeded_per_item_not_per_batch(tmp_path, tiny_llam
     assert sorted(a["seed"].unique().tolist()) == [3, 4]
 
 
+def _packed_equals_alone(backend, requests):
+    """Score packed and one request at a time; the results must agree. Returns the packed ones."""
+    packed = backend.loglikelihood(requests)
+    backend.pack = False
+    alone = backend.loglikelihood(requests)
+    backend.pack = True
+    assert [r.is_greedy for r in packed] == [r.is_greedy for r in alone]
+    assert [r.n_tokens for r in packed] == [r.n_tokens for r in alone]
+    assert np.allclose([r.logprob for r in packed], [r.logprob for r in alone], atol=1e-4)
+    return packed
+
+
 @pytest.mark.parametrize("fixture", ["tiny_llama_dir", "tiny_gpt2_dir"])
 @pytest.mark.parametrize("max_length", [None, 40])
 def test_packed_choices_score_like_separate_sequences(request, fixture, max_length):
@@ -79,12 +91,7 @@ def test_packed_choices_score_like_separate_sequences(request, fixture, max_leng
     if max_length:
         # with a short max_length some contexts' choices are split over several packs or scored alone
         assert len(packs) + len(singles) > 16
-    packed = backend.loglikelihood(requests)
-    backend.pack = False
-    alone = backend.loglikelihood(requests)
-    assert [r.is_greedy for r in packed] == [r.is_greedy for r in alone]
-    assert [r.n_tokens for r in packed] == [r.n_tokens for r in alone]
-    assert np.allclose([r.logprob for r in packed], [r.logprob for r in alone], atol=1e-4)
+    packed = _packed_equals_alone(backend, requests)
 
 
 @pytest.mark.parametrize("fixture", ["tiny_llama_dir", "tiny_gpt2_dir"])
@@ -103,12 +110,7 @@ def test_choices_sharing_a_prefix_are_fed_once_and_score_like_separate_sequences
     assert len(packs) == 2 and not singles
     tree = _prefix_tree(packs[0][1])
     assert len(tree.tokens) < sum(len(cont) - 1 for _, cont in packs[0][1])  # shared tokens fed once
-    packed = backend.loglikelihood(requests)
-    backend.pack = False
-    alone = backend.loglikelihood(requests)
-    assert [r.is_greedy for r in packed] == [r.is_greedy for r in alone]
-    assert [r.n_tokens for r in packed] == [r.n_tokens for r in alone]
-    assert np.allclose([r.logprob for r in packed], [r.logprob for r in alone], atol=1e-4)
+    packed = _packed_equals_alone(backend, requests)
     assert packed[4].logprob == pytest.approx(packed[7].logprob, abs=1e-6)  # the same choice twice
 
 
