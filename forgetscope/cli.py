@@ -200,8 +200,8 @@ def compare(
                 checkpoint_a, checkpoint_b, tasks, output, settings, metric=metric,
                 identical_only=identical_only, n_bootstrap=n_bootstrap, seed=seed, progress=progress,
                 # stored records: the figures need only the analysis columns (and, for unstable
-                # flips, each row's decision margin); the item list needs prompts
-                columns=None if show_items else ANALYSIS_COLUMNS, margins=not show_items,
+                # flips, each row's decision margin); the listed items are read in full below
+                columns=ANALYSIS_COLUMNS, margins=True,
                 flip_tolerance=flip_tolerance if flip_tolerance > 0 else None)
     except _errors() as exc:
         _fail(str(exc))
@@ -226,8 +226,17 @@ def compare(
     if show_items:
         from .analysis import transition_items
 
+        from .compare import is_records_path
+        from .store import StoreError, load_item_rows
+
         items = transition_items(comparison.paired, show_items)
-        shown = describe_items(items.head(max_items), before, after, metric)
+        listed = items.head(max_items)
+        try:  # a stored side was read lean: its listed items' prompts and answers come from the files
+            before, after = (load_item_rows([arg], listed) if is_records_path(arg) and "prompt" not in side.columns
+                             else side for arg, side in ((checkpoint_a, before), (checkpoint_b, after)))
+        except StoreError as exc:
+            _fail(str(exc))
+        shown = describe_items(listed, before, after, metric)
         console.print(items_table(shown, f"{show_items} items: {len(items)} (showing {len(shown)})"))
     if json_path:
         from .store import atomic_write_text

@@ -332,6 +332,31 @@ def load_records(paths: Iterable[Path | str], columns: list[str] | None = None,
     return frame
 
 
+def load_item_rows(paths: Iterable[Path | str], items: pd.DataFrame) -> pd.DataFrame:
+    """Every column, but only the rows of the given (task, item_id) pairs: what a list of a few
+    items shows (prompts, answers), read without loading millions of rows' text and lists."""
+    files = [f for p in paths for f in records_files(Path(p))]
+    if not files or items.empty:
+        return pd.DataFrame(columns=KEY_COLUMNS)
+    ids = sorted({str(i) for i in items["item_id"]})
+    wanted = set(zip(items["task"].astype(str), items["item_id"].astype(str)))
+    parts = []
+    with _system_memory_pool():
+        for f in files:
+            try:
+                table = pq.read_table(f, filters=[("item_id", "in", ids)])
+            except (pa.ArrowInvalid, OSError) as exc:
+                raise StoreError(f"{f}: not a readable Parquet file ({exc}); delete it and re-run to rescore") from None
+            if table.num_rows:
+                parts.append(table.to_pandas(types_mapper=_ARROW_TEXT.get))
+    _return_free_memory()
+    if not parts:
+        return pd.DataFrame(columns=KEY_COLUMNS)
+    frame = pd.concat(parts, ignore_index=True)
+    keep = [(t, i) in wanted for t, i in zip(frame["task"].astype(str), frame["item_id"].astype(str))]
+    return frame[keep].drop_duplicates(KEY_COLUMNS, ignore_index=True)
+
+
 def _read_frame(files: list[Path], columns: list[str] | None, margins: str | None = None) -> pd.DataFrame:
     if margins is None:
         tables = [read_table(f, columns, dictionary=True) for f in files]

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from forgetscope.cli import app
-from forgetscope.store import load_records
+from forgetscope.store import load_records, save_records
 
 JSON_KEYS = ["n", "acc_before", "acc_after", "n_00", "n_01", "n_10", "n_11", "forgetting", "backward_transfer",
              "forgetting_chance", "forgetting_true", "backward_transfer_true", "forgetting_max",
@@ -145,3 +145,29 @@ def test_a_missing_records_path_is_named_as_missing(tmp_path):
         records_for(str(tmp_path / "results" / "records" / "abc"), [], tmp_path, EvalSettings())
     with pytest.raises(CompareError, match="org/model is a model: name the tasks"):
         records_for("org/model", [], tmp_path, EvalSettings())
+
+
+def test_show_items_from_stored_records_reads_only_the_listed_rows(tmp_path, items_file, tiny_llama_dir,
+                                                                   tiny_llama_dir_b):
+    """Stored sides are read lean for the figures; the listed items' prompts and answers come from the
+    files, and the listing equals the one made from freshly evaluated (full) records."""
+    from forgetscope.store import load_item_rows
+
+    res = tmp_path / "res"
+    fresh = _compare(tiny_llama_dir, tiny_llama_dir_b, "--task", items_file, "--output", res,
+                     "--show-items", "1to0", "--max-items", "3")
+    assert fresh.exit_code == 0, fresh.output
+    records = load_records([res])
+    dirs = {}
+    for name, frame in records.groupby("checkpoint", observed=True):
+        dirs[name] = tmp_path / f"stored-{len(dirs)}" / "records.parquet"
+        save_records(frame, dirs[name])
+    stored = _compare(dirs[str(tiny_llama_dir)], dirs[str(tiny_llama_dir_b)], "--show-items", "1to0",
+                      "--max-items", "3")
+    assert stored.exit_code == 0, stored.output
+    listing = fresh.output[fresh.output.index("1to0 items"):]
+    assert listing == stored.output[stored.output.index("1to0 items"):]
+    assert "Which one is number" in listing
+    wanted = records[["task", "item_id"]].drop_duplicates().head(2)
+    rows = load_item_rows([dirs[str(tiny_llama_dir)]], wanted)
+    assert sorted(rows["item_id"]) == sorted(wanted["item_id"]) and "prompt" in rows.columns
