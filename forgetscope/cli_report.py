@@ -181,22 +181,40 @@ def report(
     from .report.html import render_report
     from .store import atomic_write_text
 
+    from .store import load_item_rows
+
+    renamed: dict[str, str] = {}
+
+    def item_rows(items):
+        """The listed items' full rows, under the names the report uses."""
+        rows = load_item_rows(results, items)
+        rows["checkpoint"] = rows["checkpoint"].astype(str).map(lambda n: renamed.get(n, n))
+        return rows
+
     try:
-        seq, records = load_sequence(results, order, manifest, metric=metric, identical_only=identical_only,
+        seq, records = load_sequence(results, order, manifest, lean=True, extra_columns=REPORT_COLUMNS,
+                                     renamed=renamed, metric=metric, identical_only=identical_only,
                                      n_bootstrap=n_bootstrap)
-        atomic_write_text(out, render_report(seq, records, title=title, top=top))
+        atomic_write_text(out, render_report(seq, records, title=title, top=top, item_rows=item_rows))
     except _sequence_errors() as exc:
         _fail(str(exc))
     typer.echo(f"wrote {out} ({len(seq.checkpoints)} checkpoints, {len(seq.tasks)} tasks)")
 
 
 # ------------------------------------------------------------------------- helpers
+#: What the report reads of every row: the figures' columns and the per-checkpoint settings (all
+#: dictionary-encoded); listed items are read in full separately (store.load_item_rows).
+REPORT_COLUMNS = ["model_fingerprint", "backend", "task_fingerprint", "settings_hash", "settings"]
+
+
 def load_sequence(results: list[Path], order: str | None = None, manifest: Path | None = None, *,
-                  lean: bool = False, **options):
+                  lean: bool = False, extra_columns: list[str] | None = None, renamed: dict | None = None,
+                  **options):
     """(CheckpointSequence, records) of stored results, in the order described in the module docstring.
 
-    lean: read only what the figures need (the analysis columns and the model fingerprint), not
-    prompts, answers and per-choice lists: a fraction of the memory for large records.
+    lean: read only what the figures need (the analysis columns, the model fingerprint and
+    `extra_columns`), not prompts, answers and per-choice lists: a fraction of the memory for large
+    records. `renamed` (a dict) receives stored checkpoint name -> the name used (manifest names).
     """
     import pandas as pd
 
@@ -205,7 +223,8 @@ def load_sequence(results: list[Path], order: str | None = None, manifest: Path 
     from .schema import ANALYSIS_COLUMNS, KEY_COLUMNS
     from .store import load_records
 
-    columns = ANALYSIS_COLUMNS + ["model_fingerprint"] if lean else None
+    extra = [c for c in ["model_fingerprint"] + (extra_columns or []) if c not in ANALYSIS_COLUMNS]
+    columns = ANALYSIS_COLUMNS + list(dict.fromkeys(extra)) if lean else None
     frames, names = [], []
     for path in results:
         frame = load_records([path], columns=columns)
@@ -233,6 +252,8 @@ def load_sequence(results: list[Path], order: str | None = None, manifest: Path 
         if missing:
             typer.echo(f"note: no records for manifest checkpoint(s) {', '.join(missing)}", err=True)
         records["checkpoint"] = records["checkpoint"].map({v: k for k, v in found.items()}).fillna(records["checkpoint"])
+        if renamed is not None:
+            renamed.update({v: k for k, v in found.items()})
         names = [e.name for e in run.checkpoints if e.name in found]
     if order:
         wanted = [n.strip() for n in order.split(",") if n.strip()]

@@ -42,11 +42,13 @@ _ITEM_HEADERS = ["task", "item", "trajectory", "prompt", "gold", "answer first",
 
 
 def render_report(sequence: CheckpointSequence, records: pd.DataFrame, *, title: str = "forgetscope report",
-                  top: int = 5, max_task_figures: int = 4) -> str:
+                  top: int = 5, max_task_figures: int = 4, item_rows=None) -> str:
     """The report as one HTML string.
 
-    `records` are the full records of the sequence's checkpoints (prompts,
-    choices and settings come from them). `top`: forgotten and learned items
+    `records` are the records of the sequence's checkpoints (settings come from
+    them; prompts, choices and answers too, unless `item_rows` is given: a
+    function (task, item_id) frame -> those items' full rows, for records read
+    without their text). `top`: forgotten and learned items
     listed per task. Pairwise and raster figures are drawn for the
     `max_task_figures` tasks with the most forgetting (F_true, first vs last).
     """
@@ -81,7 +83,7 @@ def render_report(sequence: CheckpointSequence, records: pd.DataFrame, *, title:
     for kind, heading in (("1to0", "Forgotten items (right first, wrong last)"),
                           ("0to1", "Learned items (wrong first, right last)")):
         body.append(f"<h2 id='{'forgotten' if kind == '1to0' else 'learned'}'>{heading}</h2>")
-        body.append(_items_section(sequence, records, kind, top))
+        body.append(_items_section(sequence, records, kind, top, item_rows))
     body.append("<h2 id='settings'>Settings and fingerprints</h2>")
     body += _settings_sections(names, records)
     return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
@@ -122,7 +124,7 @@ def _figure(figure, caption: str) -> str:
             f"<figcaption>{escape(caption)}</figcaption></figure>")
 
 
-def _items_section(sequence: CheckpointSequence, records: pd.DataFrame, kind: str, top: int) -> str:
+def _items_section(sequence: CheckpointSequence, records: pd.DataFrame, kind: str, top: int, item_rows=None) -> str:
     """Up to `top` items per task with this first→last transition: prompt, gold, answers at both ends.
 
     Forgotten items are ranked by forgetting events (most first), learned ones by
@@ -141,6 +143,8 @@ def _items_section(sequence: CheckpointSequence, records: pd.DataFrame, kind: st
     if not len(chosen):
         return "<p class='note'>none</p>"
     chosen = chosen.assign(task=chosen["task"].astype(str))
+    if item_rows is not None and "prompt" not in records.columns:
+        records = item_rows(chosen[["task", "item_id"]].drop_duplicates())
     first, last = (records[(records["checkpoint"].astype(str) == n).to_numpy()].assign(
         task=lambda f: f["task"].astype(str)) for n in (sequence.checkpoints[0], sequence.checkpoints[-1]))
     shown = describe_items(chosen[["task", "item_id", "trajectory"]], first, last, sequence.metric)
