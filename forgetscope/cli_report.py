@@ -225,14 +225,16 @@ def load_sequence(results: list[Path], order: str | None = None, manifest: Path 
 
     extra = [c for c in ["model_fingerprint"] + (extra_columns or []) if c not in ANALYSIS_COLUMNS]
     columns = ANALYSIS_COLUMNS + list(dict.fromkeys(extra)) if lean else None
-    frames, names = [], []
+    frames, names, overlap = [], [], False
     for path in results:
         frame = load_records([path], columns=columns)
-        frame["checkpoint"] = frame["checkpoint"].astype(str)
+        own = sorted({str(n) for n in pd.unique(frame["checkpoint"])}, key=_natural)  # categorical: no 10M strings
+        overlap |= any(n in names for n in own)
         frames.append(frame)
-        names += [n for n in sorted(frame["checkpoint"].unique(), key=_natural) if n not in names]
-    records = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    if len(frames) > 1:
+        names += [n for n in own if n not in names]
+    records = _concat_keeping_categories(frames) if len(frames) > 1 else frames[0]
+    records["checkpoint"] = _as_text_categories(records["checkpoint"])
+    if overlap:  # the same checkpoint in two arguments: its rows once
         records = records.drop_duplicates(KEY_COLUMNS, ignore_index=True)
     if manifest is not None:
         run = RunManifest.read(manifest)
@@ -251,7 +253,12 @@ def load_sequence(results: list[Path], order: str | None = None, manifest: Path 
         missing = [e.name for e in run.checkpoints if e.name not in found]
         if missing:
             typer.echo(f"note: no records for manifest checkpoint(s) {', '.join(missing)}", err=True)
-        records["checkpoint"] = records["checkpoint"].map({v: k for k, v in found.items()}).fillna(records["checkpoint"])
+        rename = {v: k for k, v in found.items()}
+        new_names = [rename.get(c, c) for c in records["checkpoint"].cat.categories]
+        if len(set(new_names)) == len(new_names):
+            records["checkpoint"] = records["checkpoint"].cat.rename_categories(new_names)
+        else:  # a manifest name is also another checkpoint's stored name
+            records["checkpoint"] = records["checkpoint"].astype(str).map(lambda n: rename.get(n, n))
         if renamed is not None:
             renamed.update({v: k for k, v in found.items()})
         names = [e.name for e in run.checkpoints if e.name in found]
@@ -264,6 +271,29 @@ def load_sequence(results: list[Path], order: str | None = None, manifest: Path 
                                 f"{', '.join(names)}")
         names = [aliases[n] for n in wanted]
     return checkpoint_sequence(records, names, **options), records
+
+
+def _as_text_categories(column):
+    """The column as a categorical of str names (categories renamed, rows untouched)."""
+    import pandas as pd
+
+    if not isinstance(column.dtype, pd.CategoricalDtype):
+        return column.astype(str).astype("category")
+    return column.cat.rename_categories([str(c) for c in column.cat.categories])
+
+
+def _concat_keeping_categories(frames):
+    """pd.concat that keeps categorical columns categorical (pandas falls back to objects when the
+    categories differ: 10M Python strings for a checkpoint column)."""
+    import pandas as pd
+
+    for column in frames[0].columns:
+        if all(isinstance(f[column].dtype, pd.CategoricalDtype) for f in frames if column in f.columns):
+            union = pd.Index([]).append([f[column].cat.categories for f in frames if column in f.columns]).unique()
+            for f in frames:
+                if column in f.columns:
+                    f[column] = f[column].cat.set_categories(union)
+    return pd.concat(frames, ignore_index=True)
 
 
 def _natural(name: str) -> list:

@@ -242,14 +242,26 @@ def _split(records, order) -> tuple[list[str], list[pd.DataFrame]]:
     if isinstance(records, pd.DataFrame):
         if "checkpoint" not in records.columns:
             raise SequenceError("records lack the checkpoint column; pass one table per checkpoint instead")
-        column = records["checkpoint"].astype(str)
-        present = list(pd.unique(column))
+        column = records["checkpoint"]
+        if isinstance(column.dtype, pd.CategoricalDtype):  # compare codes: no per-row strings
+            labels = np.array([str(c) for c in column.cat.categories], dtype=object)
+            codes = column.cat.codes.to_numpy()
+            present = [str(labels[c]) for c in pd.unique(codes) if c >= 0]
+
+            def rows_of(name: str) -> np.ndarray:
+                return codes == int(np.flatnonzero(labels == name)[0])
+        else:
+            text = column.astype(str).to_numpy()
+            present = list(pd.unique(text))
+
+            def rows_of(name: str) -> np.ndarray:
+                return text == name
         names = list(order) if order is not None else present
         unknown = [n for n in names if n not in present]
         if unknown:
             raise SequenceError(f"no records for checkpoint(s) {', '.join(map(repr, unknown))}; "
                                 f"the records hold {', '.join(map(repr, present))}")
-        frames = [records[(column == name).to_numpy()].reset_index(drop=True) for name in names]
+        frames = [_rows(records, rows_of(name)) for name in names]
     else:
         frames = list(records)
         names = [str(f["checkpoint"].iloc[0]) if "checkpoint" in f.columns and len(f) else f"#{i}"
@@ -267,6 +279,15 @@ def _split(records, order) -> tuple[list[str], list[pd.DataFrame]]:
     return names, frames
 
 
+def _rows(records: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
+    """records[mask]; a slice (no copy of millions of rows) when the rows are contiguous, as they are
+    when each checkpoint's records were read one after the other."""
+    where = np.flatnonzero(mask)
+    if len(where) and where[-1] - where[0] + 1 == len(where):
+        return records.iloc[where[0]: where[-1] + 1].reset_index(drop=True)
+    return records.iloc[where].reset_index(drop=True)
+
+
 def _same_rows(base: pd.DataFrame, frame: pd.DataFrame) -> bool:
     """Whether a pairing with the first checkpoint kept exactly the base's rows, in order (the usual case)."""
     if len(base) != len(frame):
@@ -276,21 +297,24 @@ def _same_rows(base: pd.DataFrame, frame: pd.DataFrame) -> bool:
 
 def _item_table(base: pd.DataFrame, correct: np.ndarray, names: list[str]) -> pd.DataFrame:
     """Per item row: trajectory text, event counts, first learned checkpoint, flags (vectorised)."""
+    base = base.reset_index(drop=True)  # every column below is positional
     n_rows, n_ckpt = correct.shape
-    digits = (correct.astype(np.uint8) + ord("0")).view(f"S{n_ckpt}").ravel()
     forgotten = (correct[:, :-1] & ~correct[:, 1:]).sum(1)
     learned = (~correct[:, :-1] & correct[:, 1:]).sum(1)
     ever = correct.any(1)
     first = np.where(ever, correct.argmax(1), -1)
-    first_name = np.array(names + [None], dtype=object)[np.where(ever, first, n_ckpt)]
+    # text columns stay categorical or Arrow: at 10M rows, Python strings per row cost gigabytes
+    first_name = pd.Categorical.from_codes(first, categories=pd.Index(names, dtype=object))
     task = base["task"]
+    category = base["category"]
     items = pd.DataFrame({
         "task": task.astype(str).astype("category") if not isinstance(task.dtype, pd.CategoricalDtype) else task,
-        "category": base["category"].astype(str),
-        "item_id": base["item_id"].to_numpy(),
+        "category": category.astype(str) if not isinstance(category.dtype, pd.CategoricalDtype)
+        else category.cat.rename_categories([str(c) for c in category.cat.categories]),
+        "item_id": base["item_id"].reset_index(drop=True),
         "n_choices": base["n_choices"].to_numpy(),
         "repeat": base["repeat"].to_numpy(),
-        "trajectory": digits.astype(str) if n_rows else np.array([], dtype=str),
+        "trajectory": _trajectories(correct),
         "n_correct": correct.sum(1),
         "forgetting_events": forgotten,
         "learning_events": learned,
@@ -300,6 +324,18 @@ def _item_table(base: pd.DataFrame, correct: np.ndarray, names: list[str]) -> pd
         "unforgettable": ever & (forgotten == 0),
     })
     return items[ITEM_COLUMNS]
+
+
+def _trajectories(correct: np.ndarray) -> pd.Categorical:
+    """One digit per checkpoint ("0110"), as a categorical: one string per distinct trajectory."""
+    n_rows, n_ckpt = correct.shape
+    if n_ckpt > 62:  # beyond a 64-bit pattern: plain strings
+        digits = (correct.astype(np.uint8) + ord("0")).view(f"S{n_ckpt}").ravel()
+        return pd.Categorical(digits.astype(str) if n_rows else np.array([], dtype=str))
+    pattern = correct.astype(np.int64) @ (np.int64(1) << np.arange(n_ckpt - 1, -1, -1, dtype=np.int64))
+    values, codes = np.unique(pattern, return_inverse=True)
+    labels = [format(int(v), f"0{n_ckpt}b") for v in values]
+    return pd.Categorical.from_codes(codes.reshape(-1), categories=pd.Index(labels, dtype=object))
 
 
 def _by(by) -> list[str]:

@@ -21,6 +21,7 @@ import json
 from html import escape
 from typing import Iterable
 
+import numpy as np
 import pandas as pd
 
 from ..analysis.sequence import CheckpointSequence
@@ -80,10 +81,15 @@ def render_report(sequence: CheckpointSequence, records: pd.DataFrame, *, title:
                        [[r[0]] + [_number(v) for v in r[1:]] for r in summary.itertuples(index=False)]))
     body.append("<h2 id='figures'>Heatmaps</h2>")
     body += [_figure(fig, caption) for fig, caption in _figures(sequence, first_last, max_task_figures)]
+    chosen = {kind: _chosen_items(sequence, kind, top) for kind in ("1to0", "0to1")}
+    item_records = records
+    if item_rows is not None and "prompt" not in records.columns:  # one read for both lists
+        wanted = pd.concat([c[["task", "item_id"]] for c, _ in chosen.values()]).drop_duplicates()
+        item_records = item_rows(wanted) if len(wanted) else records
     for kind, heading in (("1to0", "Forgotten items (right first, wrong last)"),
                           ("0to1", "Learned items (wrong first, right last)")):
         body.append(f"<h2 id='{'forgotten' if kind == '1to0' else 'learned'}'>{heading}</h2>")
-        body.append(_items_section(sequence, records, kind, top, item_rows))
+        body.append(_items_section(sequence, item_records, kind, *chosen[kind], top))
     body.append("<h2 id='settings'>Settings and fingerprints</h2>")
     body += _settings_sections(names, records)
     return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
@@ -124,14 +130,12 @@ def _figure(figure, caption: str) -> str:
             f"<figcaption>{escape(caption)}</figcaption></figure>")
 
 
-def _items_section(sequence: CheckpointSequence, records: pd.DataFrame, kind: str, top: int, item_rows=None) -> str:
-    """Up to `top` items per task with this first→last transition: prompt, gold, answers at both ends.
+def _chosen_items(sequence: CheckpointSequence, kind: str, top: int) -> tuple[pd.DataFrame, int]:
+    """Up to `top` items per task with this first→last transition, and how many there are in all.
 
     Forgotten items are ranked by forgetting events (most first), learned ones by
     how early and stably they were learned; ties keep the records order.
     """
-    from ..compare import describe_items
-
     items = sequence.items.assign(first=sequence.correct[:, 0], last=sequence.correct[:, -1])
     items = items[(items["first"] != items["last"]) & (items["last"] == (kind == "0to1"))]
     items = items[items["repeat"] == items["repeat"].min()] if len(items) else items
@@ -139,13 +143,17 @@ def _items_section(sequence: CheckpointSequence, records: pd.DataFrame, kind: st
     ascending = [False, True] if kind == "1to0" else [True, True]
     ranked = items.sort_values(keys, ascending=ascending, kind="stable")
     chosen = ranked.groupby("task", observed=True, sort=True).head(top)
-    total = len(items)
+    return chosen.assign(task=chosen["task"].astype(str)), len(items)
+
+
+def _items_section(sequence: CheckpointSequence, records: pd.DataFrame, kind: str, chosen: pd.DataFrame,
+                   total: int, top: int) -> str:
+    """The chosen items' prompt, gold and answers at both ends (records: rows holding their text)."""
+    from ..compare import describe_items
+
     if not len(chosen):
         return "<p class='note'>none</p>"
-    chosen = chosen.assign(task=chosen["task"].astype(str))
-    if item_rows is not None and "prompt" not in records.columns:
-        records = item_rows(chosen[["task", "item_id"]].drop_duplicates())
-    first, last = (records[(records["checkpoint"].astype(str) == n).to_numpy()].assign(
+    first, last = (_rows_of(records, n).assign(
         task=lambda f: f["task"].astype(str)) for n in (sequence.checkpoints[0], sequence.checkpoints[-1]))
     shown = describe_items(chosen[["task", "item_id", "trajectory"]], first, last, sequence.metric)
     rows = [[r.task, r.item_id, r.trajectory, _pre(r.prompt), r.gold_answer, r.answer_before, r.answer_after]
@@ -157,7 +165,7 @@ def _items_section(sequence: CheckpointSequence, records: pd.DataFrame, kind: st
 def _checkpoint_rows(names: list[str], short: list[str], records: pd.DataFrame) -> list[list]:
     rows = []
     for number, (name, label) in enumerate(zip(names, short)):
-        own = records[(records["checkpoint"].astype(str) == name).to_numpy()]
+        own = _rows_of(records, name)
         rows.append([number, label, name, _joined(own.get("model_fingerprint")), _joined(own.get("backend")),
                      _number(own["task"].nunique()), _number(len(own))])
     return rows
@@ -166,9 +174,9 @@ def _checkpoint_rows(names: list[str], short: list[str], records: pd.DataFrame) 
 def _settings_sections(names: list[str], records: pd.DataFrame) -> list[str]:
     out = []
     for name in names:
-        own = records[(records["checkpoint"].astype(str) == name).to_numpy()]
+        own = _rows_of(records, name)
         columns = [c for c in ("task", "task_fingerprint", "settings_hash", "settings") if c in own.columns]
-        runs = own[columns].astype(str).drop_duplicates().sort_values(columns[:1], kind="stable")
+        runs = _distinct(own[columns]).astype(str).drop_duplicates().sort_values(columns[:1], kind="stable")
         rows = [[r.get("task", ""), r.get("task_fingerprint", ""), r.get("settings_hash", ""),
                  _pre(_pretty_json(r.get("settings", "")))] for r in runs.to_dict("records")]
         out.append(f"<h3>{escape(name)}</h3><p>model fingerprint <code>{escape(_joined(own.get('model_fingerprint')))}"
@@ -227,6 +235,35 @@ def _table(table_id: str | None, headers: list[str], rows: Iterable[list]) -> st
         lines.append("<tr>" + "".join(cells) + "</tr>")
     return f"<div class='scroll'><table{ident}><thead><tr>{head}</tr></thead><tbody>" + "".join(lines) + \
         "</tbody></table></div>"
+
+
+def _distinct(frame: pd.DataFrame) -> pd.DataFrame:
+    """frame.drop_duplicates(), on one integer key per row when every column is categorical
+    (a handful of settings over millions of rows: no strings, no row-wise hashing)."""
+    categorical = all(isinstance(frame[c].dtype, pd.CategoricalDtype) for c in frame.columns)
+    span = float(np.prod([len(frame[c].cat.categories) + 1.0 for c in frame.columns])) if categorical else 0.0
+    if len(frame) and categorical and span < 2.0**62:
+        key = np.zeros(len(frame), dtype=np.int64)
+        for column in frame.columns:
+            codes = frame[column].cat.codes.to_numpy().astype(np.int64) + 1  # -1 (missing) -> 0
+            key = key * (len(frame[column].cat.categories) + 1) + codes
+        first = pd.Series(key).drop_duplicates().index.to_numpy()
+        return frame.iloc[np.sort(first)]
+    return frame.drop_duplicates()
+
+
+def _rows_of(records: pd.DataFrame, name: str) -> pd.DataFrame:
+    """The rows of one checkpoint (a categorical column is compared by its codes: no per-row strings)."""
+    column = records["checkpoint"]
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        matches = [i for i, c in enumerate(column.cat.categories) if str(c) == name]
+        mask = column.cat.codes.isin(matches).to_numpy()
+    else:
+        mask = (column.astype(str) == name).to_numpy()
+    where = np.flatnonzero(mask)
+    if len(where) and where[-1] - where[0] + 1 == len(where):  # one block (as loaded): a slice, no copy
+        return records.iloc[where[0]: where[-1] + 1]
+    return records.iloc[where]
 
 
 def _joined(column) -> str:
