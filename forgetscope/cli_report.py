@@ -98,6 +98,7 @@ def _evaluate_sequence(checkpoints, task, output, metric, identical_only, n_boot
     from .analysis.sequence import RunManifest, checkpoint_sequence, is_manifest
     from .compare import records_for
     from .report.progress import ProgressBars
+    from .schema import ANALYSIS_COLUMNS
 
     sides: list[tuple[str, str | None]] = []
     for arg in checkpoints:
@@ -107,7 +108,9 @@ def _evaluate_sequence(checkpoints, task, output, metric, identical_only, n_boot
             sides.append((arg, None))
     tasks = _load_tasks(task, *task_options)
     with ProgressBars() as progress:
-        frames = [records_for(arg, tasks, output, settings, name=name, progress=progress) for arg, name in sides]
+        # stored records: only what the figures need (a model side is evaluated and returned whole)
+        frames = [records_for(arg, tasks, output, settings, name=name, progress=progress, columns=ANALYSIS_COLUMNS)
+                  for arg, name in sides]
     return checkpoint_sequence(frames, metric=metric, identical_only=identical_only, n_bootstrap=n_bootstrap,
                                seed=seed)
 
