@@ -43,7 +43,7 @@ import pandas as pd
 from . import _codes
 from .chance import chance_terms
 from .pairing import PairedItems, pair_records
-from .stability import DEFAULT_FLIP_TOLERANCE, UNSTABLE_COLUMNS
+from .stability import DEFAULT_FLIP_TOLERANCE, UNSTABLE_COLUMNS, mark_unstable
 from .stats import bootstrap_draws, bootstrap_means, group_rng, mcnemar_p, percentile_interval, repeat_mean_std
 
 #: The headline figures, in the order reports and JSON list them.
@@ -184,7 +184,7 @@ def _summarize(frame: pd.DataFrame, rows: _RowCodes, by: list[str], n_bootstrap:
         counts_u = np.bincount(flat[unstable], minlength=math.prod(shape)).reshape(shape)
         if rows.n_reps > 1:  # single-repeat tasks count in every repeat, exactly as for n_10
             once_u = np.bincount(flat[unstable & rows.once], minlength=math.prod(shape)).reshape(shape)
-            counts_u = counts_u - once_u + once_u.sum(1)[:, None] * present[:, :, None, None]
+            counts_u = _with_once(counts_u, once_u, present)
         for name, transition in zip(UNSTABLE_COLUMNS, (2, 1)):  # 2 = 1→0, 1 = 0→1
             out[name], _ = repeat_mean_std(counts_u[..., transition].sum(2), present)
         columns += UNSTABLE_COLUMNS
@@ -260,7 +260,12 @@ def _spread_once(counts: np.ndarray, once_flat: np.ndarray, shape: tuple) -> tup
     first_slot = np.zeros(shape[:2], dtype=bool)
     first_slot[:, 0] = True
     present = np.where(has_main[:, None], main.sum((2, 3)) > 0, first_slot)
-    return main + once_counts.sum(1)[:, None] * present[:, :, None, None], present
+    return _with_once(counts, once_counts, present), present
+
+
+def _with_once(counts: np.ndarray, once_counts: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """`counts` with the single-repeat rows (`once_counts`, part of `counts`) in every present repeat."""
+    return counts - once_counts + once_counts.sum(1)[:, None] * present[:, :, None, None]
 
 
 def _figures(counts: np.ndarray, k_values: np.ndarray) -> dict[str, np.ndarray]:
@@ -459,15 +464,11 @@ def compare_records(
     """
     paired = pair_records(before, after, metric=metric, identical_only=identical_only)
     frame = paired.frame
-    tolerance = None
-    if flip_tolerance:
-        from .stability import mark_unstable
-
-        tolerance = mark_unstable(paired, before, after, float(flip_tolerance), metric)
+    tolerance = mark_unstable(paired, before, after, float(flip_tolerance), metric) if flip_tolerance else None
     rows = _RowCodes.of(frame)  # encoded once, grouped three ways
     categories = _summarize(frame, rows, ["task", "category"], n_bootstrap, seed)
     categories = categories[categories["category"] != ""].reset_index(drop=True)
-    comparison = Comparison(
+    return Comparison(
         metric=metric,
         tasks=_summarize(frame, rows, ["task"], n_bootstrap, seed),
         categories=categories,
@@ -475,4 +476,3 @@ def compare_records(
         paired=paired,
         flip_tolerance=tolerance,
     )
-    return comparison
