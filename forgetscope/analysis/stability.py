@@ -128,46 +128,23 @@ def _margins(lists: list[tuple[np.ndarray, np.ndarray]], n: int, metric: str) ->
     return margins
 
 
-def align_to_pairs(frame: pd.DataFrame, records: pd.DataFrame) -> np.ndarray:
-    """Row of `records` for each paired row (task, item_id, repeat); -1 if absent.
-
-    The usual case (rows already in the paired order) costs one comparison.
-    """
-    repeat = records["repeat"].to_numpy() if "repeat" in records.columns else np.zeros(len(records), int)
-    if len(records) == len(frame):
-        same = (np.array_equal(frame["repeat"].to_numpy(), repeat)
-                and np.array_equal(frame["item_id"].to_numpy(dtype=object), records["item_id"].to_numpy(dtype=object))
-                and np.array_equal(frame["task"].astype(str).to_numpy(dtype=object),
-                                   records["task"].astype(str).to_numpy(dtype=object)))
-        if same:
-            return np.arange(len(frame))
-    index = pd.MultiIndex.from_arrays([records["task"].astype(str), records["item_id"].astype(str), repeat])
-    wanted = pd.MultiIndex.from_arrays([frame["task"].astype(str), frame["item_id"].astype(str),
-                                        frame["repeat"].to_numpy()])
-    return index.get_indexer(wanted)
+def _source(rows: np.ndarray | None, n: int) -> np.ndarray:
+    """The rows of one side behind each paired row (pair_records' source_rows; None: all, in order)."""
+    return np.arange(n) if rows is None else rows
 
 
-def unstable_rows(frame: pd.DataFrame, before: pd.DataFrame, after: pd.DataFrame, tolerance: float,
-                  metric: str = "acc", source_rows: tuple | None = None) -> np.ndarray:
+def unstable_rows(paired, before: pd.DataFrame, after: pd.DataFrame, tolerance: float,
+                  metric: str = "acc") -> np.ndarray:
     """Per paired row: is the before or the after decision's margin below `tolerance`?
 
-    `source_rows`: (rows of before, rows of after) behind each paired row, as
-    pair_records found them (None for a side: every row, in order); without
-    it the rows are looked up by (task, item_id, repeat).
+    `paired`: pair_records(before, after); its source_rows say which rows of
+    each side stand behind each paired row.
     """
-    flags = np.zeros(len(frame), dtype=bool)
-    for side, records in enumerate((before, after)):
-        if source_rows is not None:
-            rows = source_rows[side]
-            rows = np.arange(len(frame)) if rows is None else rows
-        else:
-            rows = align_to_pairs(frame, records)
-        margins = decision_margins(records, metric)
-        found = rows >= 0
-        picked = np.full(len(frame), np.nan)
-        picked[found] = margins[rows[found]]
-        with np.errstate(invalid="ignore"):
-            flags |= picked < tolerance
+    n = len(paired.frame)
+    flags = np.zeros(n, dtype=bool)
+    for rows, records in zip(paired.source_rows, (before, after)):
+        with np.errstate(invalid="ignore"):  # NaN margins (generative rows) are never unstable
+            flags |= decision_margins(records, metric)[_source(rows, n)] < tolerance
     return flags
 
 
@@ -197,8 +174,7 @@ def mark_unstable(paired, before: pd.DataFrame, after: pd.DataFrame, tolerance: 
     """
     if not (has_margins(before, metric) and has_margins(after, metric)):
         return None
-    frame = paired.frame
-    frame["unstable"] = unstable_rows(frame, before, after, tolerance, metric, paired.source_rows)
+    paired.frame["unstable"] = unstable_rows(paired, before, after, tolerance, metric)
     return tolerance
 
 
@@ -212,8 +188,9 @@ def noise_summary(a: pd.DataFrame, b: pd.DataFrame, metric: str = "acc") -> pd.D
     """
     from .pairing import pair_records
 
-    frame = pair_records(a, b, metric=metric).frame
-    rows_a, rows_b = align_to_pairs(frame, a), align_to_pairs(frame, b)
+    paired = pair_records(a, b, metric=metric)
+    frame = paired.frame
+    rows_a, rows_b = (_source(rows, len(frame)) for rows in paired.source_rows)
     ll_a, off_a = _flat(a["loglikelihoods"].iloc[rows_a])
     ll_b, off_b = _flat(b["loglikelihoods"].iloc[rows_b])
     if not np.array_equal(off_a, off_b):
