@@ -176,3 +176,29 @@ def test_equal_k_fast_path_matches_the_general_one():
     mixed = _margins([(np.r_[flat, 0.0], np.r_[offsets, 2001])], 501, "acc")[:500]  # one row of k = 1
     np.testing.assert_array_equal(fast[np.isfinite(mixed)], mixed[np.isfinite(mixed)])
     assert (fast == 0).sum() > 10 and fast[3] == 0.0
+
+
+@pytest.mark.parametrize("metric", ["acc", "acc_norm", "acc_per_token"])
+def test_margins_read_with_the_records_equal_the_in_memory_ones(tmp_path, metric):
+    """load_records(margins=) computes the margins from the Parquet list columns and drops the lists;
+    a compare on such lean records counts the same unstable flips as on full records."""
+    from forgetscope.analysis.stability import margin_column
+    from forgetscope.schema import ANALYSIS_COLUMNS
+    from forgetscope.store import load_records, save_records
+
+    full_b, full_a = _records(BEFORE), _records(AFTER).assign(checkpoint="y")
+    save_records(full_b, tmp_path / "b" / "records.parquet")
+    save_records(full_a, tmp_path / "a" / "records.parquet")
+    lean_b = load_records([tmp_path / "b"], columns=ANALYSIS_COLUMNS, margins=metric)
+    lean_a = load_records([tmp_path / "a"], columns=ANALYSIS_COLUMNS, margins=metric)
+    assert "loglikelihoods" not in lean_b.columns and margin_column(metric) in lean_b.columns
+    np.testing.assert_array_equal(lean_b[margin_column(metric)].to_numpy(), decision_margins(full_b, metric))
+    lean = compare_records(lean_b, lean_a, metric=metric, n_bootstrap=0)
+    full = compare_records(full_b, full_a, metric=metric, n_bootstrap=0)
+    columns = ["task", "n_10", "n_01", "n_10_unstable", "n_01_unstable"]
+    assert lean.flip_tolerance == full.flip_tolerance == DEFAULT_FLIP_TOLERANCE
+    def table(result):
+        return sorted([str(row[0])] + [int(v) for v in row[1:]] for row in result.tasks[columns].itertuples(index=False))
+
+    assert table(lean) == table(full)
+    assert lean.tasks["n_10_unstable"].sum() > 0
