@@ -225,7 +225,6 @@ def compare(
                       "F and BT still count every flip")
     if show_items:
         from .analysis import transition_items
-
         from .compare import is_records_path
         from .store import StoreError, load_item_rows
 

@@ -99,16 +99,18 @@ def _groups(table: pa.Table, limit: int = 1000) -> list[list[str]] | None:
     return sorted([str(c), str(t)] for c, t in zip(pairs.column(0).to_pylist(), pairs.column(1).to_pylist()))
 
 
-def read_table(path: Path, columns: list[str] | None = None, *, dictionary: bool = False) -> pa.Table:
+def read_table(path: Path, columns: list[str] | None = None, *, dictionary: bool = False,
+               filters: list | None = None) -> pa.Table:
     """Read a records file (all columns, conformed to the schema, or just `columns`).
 
     dictionary=True reads the DICTIONARY_COLUMNS dictionary-encoded, as
-    Parquet stores them (no decoding, a fraction of the memory).
+    Parquet stores them (no decoding, a fraction of the memory). `filters`
+    (pyarrow's form) keeps only the matching rows.
     """
     wanted = columns if columns else None
     read_dictionary = [c for c in DICTIONARY_COLUMNS if columns is None or c in columns] if dictionary else None
     try:
-        table = pq.read_table(path, columns=wanted, read_dictionary=read_dictionary)
+        table = pq.read_table(path, columns=wanted, read_dictionary=read_dictionary, filters=filters)
     except FileNotFoundError:
         raise StoreError(f"{path}: file not found") from None
     except (pa.ArrowInvalid, OSError) as exc:
@@ -343,10 +345,7 @@ def load_item_rows(paths: Iterable[Path | str], items: pd.DataFrame) -> pd.DataF
     parts = []
     with _system_memory_pool():
         for f in files:
-            try:
-                table = pq.read_table(f, filters=[("item_id", "in", ids)])
-            except (pa.ArrowInvalid, OSError) as exc:
-                raise StoreError(f"{f}: not a readable Parquet file ({exc}); delete it and re-run to rescore") from None
+            table = read_table(f, filters=[("item_id", "in", ids)])
             if table.num_rows:
                 parts.append(table.to_pandas(types_mapper=_ARROW_TEXT.get))
     _return_free_memory()
@@ -360,15 +359,14 @@ def load_item_rows(paths: Iterable[Path | str], items: pd.DataFrame) -> pd.DataF
 def _read_frame(files: list[Path], columns: list[str] | None, margins: str | None = None) -> pd.DataFrame:
     if margins is None:
         tables = [read_table(f, columns, dictionary=True) for f in files]
-    else:
+    else:  # file by file: one file's per-choice lists in memory at a time
         from .analysis.stability import list_columns_for, margin_column, margins_of_table
 
         lists = list_columns_for(margins)
         wanted = None if columns is None else list(dict.fromkeys(columns + lists))
         drop = [] if columns is None else [c for c in lists if c not in columns]
         tables = []
-        for f in files:
-            table = read_table(f, wanted, dictionary=True)
+        for table in (read_table(f, wanted, dictionary=True) for f in files):
             margin = pa.array(margins_of_table(table, margins), type=pa.float64())
             tables.append(table.drop_columns(drop).append_column(margin_column(margins), margin))
     table = pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
