@@ -182,9 +182,7 @@ def report(
 ) -> None:
     """Write one self-contained HTML report (tables, heatmaps, items, settings): opens offline."""
     from .report.html import render_report
-    from .store import atomic_write_text
-
-    from .store import load_item_rows
+    from .store import atomic_write_text, load_item_rows
 
     renamed: dict[str, str] = {}
 
@@ -263,7 +261,7 @@ def load_sequence(results: list[Path], order: str | None = None, manifest: Path 
         else:  # a manifest name is also another checkpoint's stored name
             records["checkpoint"] = records["checkpoint"].astype(str).map(lambda n: rename.get(n, n))
         if renamed is not None:
-            renamed.update({v: k for k, v in found.items()})
+            renamed.update(rename)
         names = [e.name for e in run.checkpoints if e.name in found]
     if order:
         wanted = [n.strip() for n in order.split(",") if n.strip()]

@@ -242,26 +242,16 @@ def _split(records, order) -> tuple[list[str], list[pd.DataFrame]]:
     if isinstance(records, pd.DataFrame):
         if "checkpoint" not in records.columns:
             raise SequenceError("records lack the checkpoint column; pass one table per checkpoint instead")
+        if not isinstance(records["checkpoint"].dtype, pd.CategoricalDtype):  # once, not once per name
+            records = records.assign(checkpoint=records["checkpoint"].astype(str).astype("category"))
         column = records["checkpoint"]
-        if isinstance(column.dtype, pd.CategoricalDtype):  # compare codes: no per-row strings
-            labels = np.array([str(c) for c in column.cat.categories], dtype=object)
-            codes = column.cat.codes.to_numpy()
-            present = [str(labels[c]) for c in pd.unique(codes) if c >= 0]
-
-            def rows_of(name: str) -> np.ndarray:
-                return codes == int(np.flatnonzero(labels == name)[0])
-        else:
-            text = column.astype(str).to_numpy()
-            present = list(pd.unique(text))
-
-            def rows_of(name: str) -> np.ndarray:
-                return text == name
+        present = [str(column.cat.categories[c]) for c in pd.unique(column.cat.codes.to_numpy()) if c >= 0]
         names = list(order) if order is not None else present
         unknown = [n for n in names if n not in present]
         if unknown:
             raise SequenceError(f"no records for checkpoint(s) {', '.join(map(repr, unknown))}; "
                                 f"the records hold {', '.join(map(repr, present))}")
-        frames = [_rows(records, rows_of(name)) for name in names]
+        frames = [checkpoint_rows(records, name) for name in names]
     else:
         frames = list(records)
         names = [str(f["checkpoint"].iloc[0]) if "checkpoint" in f.columns and len(f) else f"#{i}"
@@ -279,9 +269,20 @@ def _split(records, order) -> tuple[list[str], list[pd.DataFrame]]:
     return names, frames
 
 
-def _rows(records: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
-    """records[mask]; a slice (no copy of millions of rows) when the rows are contiguous, as they are
-    when each checkpoint's records were read one after the other."""
+def checkpoint_rows(records: pd.DataFrame, name: str) -> pd.DataFrame:
+    """The rows of checkpoint `name`, reindexed from 0.
+
+    A categorical checkpoint column is compared by its codes (no per-row
+    strings), and rows that are contiguous, as they are when each checkpoint's
+    records were read one after the other, come as a slice: no copy of
+    millions of rows.
+    """
+    column = records["checkpoint"]
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        matches = [i for i, c in enumerate(column.cat.categories) if str(c) == name]
+        mask = column.cat.codes.isin(matches).to_numpy()
+    else:
+        mask = (column.astype(str) == name).to_numpy()
     where = np.flatnonzero(mask)
     if len(where) and where[-1] - where[0] + 1 == len(where):
         return records.iloc[where[0]: where[-1] + 1].reset_index(drop=True)

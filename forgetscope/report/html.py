@@ -24,7 +24,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from ..analysis.sequence import CheckpointSequence
+from ..analysis.sequence import CheckpointSequence, checkpoint_rows
 from . import heatmaps
 from .tables import SUMMARY_COLUMNS, _fmt
 
@@ -153,7 +153,7 @@ def _items_section(sequence: CheckpointSequence, records: pd.DataFrame, kind: st
 
     if not len(chosen):
         return "<p class='note'>none</p>"
-    first, last = (_rows_of(records, n).assign(
+    first, last = (checkpoint_rows(records, n).assign(
         task=lambda f: f["task"].astype(str)) for n in (sequence.checkpoints[0], sequence.checkpoints[-1]))
     shown = describe_items(chosen[["task", "item_id", "trajectory"]], first, last, sequence.metric)
     rows = [[r.task, r.item_id, r.trajectory, _pre(r.prompt), r.gold_answer, r.answer_before, r.answer_after]
@@ -165,7 +165,7 @@ def _items_section(sequence: CheckpointSequence, records: pd.DataFrame, kind: st
 def _checkpoint_rows(names: list[str], short: list[str], records: pd.DataFrame) -> list[list]:
     rows = []
     for number, (name, label) in enumerate(zip(names, short)):
-        own = _rows_of(records, name)
+        own = checkpoint_rows(records, name)
         rows.append([number, label, name, _joined(own.get("model_fingerprint")), _joined(own.get("backend")),
                      _number(own["task"].nunique()), _number(len(own))])
     return rows
@@ -174,7 +174,7 @@ def _checkpoint_rows(names: list[str], short: list[str], records: pd.DataFrame) 
 def _settings_sections(names: list[str], records: pd.DataFrame) -> list[str]:
     out = []
     for name in names:
-        own = _rows_of(records, name)
+        own = checkpoint_rows(records, name)
         columns = [c for c in ("task", "task_fingerprint", "settings_hash", "settings") if c in own.columns]
         runs = _distinct(own[columns]).astype(str).drop_duplicates().sort_values(columns[:1], kind="stable")
         rows = [[r.get("task", ""), r.get("task_fingerprint", ""), r.get("settings_hash", ""),
@@ -250,20 +250,6 @@ def _distinct(frame: pd.DataFrame) -> pd.DataFrame:
         first = pd.Series(key).drop_duplicates().index.to_numpy()
         return frame.iloc[np.sort(first)]
     return frame.drop_duplicates()
-
-
-def _rows_of(records: pd.DataFrame, name: str) -> pd.DataFrame:
-    """The rows of one checkpoint (a categorical column is compared by its codes: no per-row strings)."""
-    column = records["checkpoint"]
-    if isinstance(column.dtype, pd.CategoricalDtype):
-        matches = [i for i, c in enumerate(column.cat.categories) if str(c) == name]
-        mask = column.cat.codes.isin(matches).to_numpy()
-    else:
-        mask = (column.astype(str) == name).to_numpy()
-    where = np.flatnonzero(mask)
-    if len(where) and where[-1] - where[0] + 1 == len(where):  # one block (as loaded): a slice, no copy
-        return records.iloc[where[0]: where[-1] + 1]
-    return records.iloc[where]
 
 
 def _joined(column) -> str:
