@@ -24,6 +24,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
+from ..analysis import _codes
 from ..analysis.sequence import CheckpointSequence, checkpoint_rows
 from . import heatmaps
 from .tables import SUMMARY_COLUMNS, _fmt
@@ -246,7 +247,7 @@ def _distinct(frame: pd.DataFrame) -> pd.DataFrame:
         key = np.zeros(len(frame), dtype=np.int64)
         for column in frame.columns:
             codes = frame[column].cat.codes.to_numpy().astype(np.int64) + 1  # -1 (missing) -> 0
-            key = key * (len(frame[column].cat.categories) + 1) + codes
+            key = _codes.combine(key, len(frame[column].cat.categories) + 1, codes)
         first = pd.Series(key).drop_duplicates().index.to_numpy()
         return frame.iloc[np.sort(first)]
     return frame.drop_duplicates()
