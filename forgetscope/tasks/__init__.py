@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from forgetscope.tasks.base import (
@@ -75,8 +76,10 @@ def load_task(arg: str, *, options: TaskOptions | None = None) -> Task:
 
 def synthetic_task(arg: str, options: TaskOptions | None = None) -> Task:
     """`synth_NAME` or `synth_NAME@RUN_CONFIG` as a Task (see `load_task`); --limit and --name apply."""
+    from forgetscope.train.sweep import EvalConfig
     from forgetscope.train.synthetic import synthetic_tasks
 
+    defaults = EvalConfig()  # the items a sweep evaluates unless its eval section says otherwise
     name, _, config = arg.partition("@")
     options = options or TaskOptions()
     unsupported = [f"--{key.replace('_', '-')}" for key in ("template", "target_delimiter", "num_fewshot",
@@ -95,9 +98,9 @@ def synthetic_task(arg: str, options: TaskOptions | None = None) -> Task:
                 run = load_run_config(config)
             except (ConfigError, FileNotFoundError, ValueError) as exc:
                 raise TaskError(f"task {arg!r}: {exc}") from None
-            tasks = run_tasks(run, [name], n_items=100, seed=0)
+            tasks = run_tasks(run, [name], n_items=defaults.n_items, seed=defaults.item_seed)
         else:
-            tasks = synthetic_tasks([name])
+            tasks = synthetic_tasks([name], n_items=defaults.n_items, seed=defaults.item_seed)
     except KeyError as exc:
         raise TaskError(f"task {arg!r}: {exc.args[0]}") from None
     if len(tasks) != 1:
@@ -107,10 +110,8 @@ def synthetic_task(arg: str, options: TaskOptions | None = None) -> Task:
     if options.limit is not None:
         if options.limit < 1:
             raise TaskError(f"limit must be at least 1, got {options.limit}")
-        task = Task(task.name, task.items[: options.limit], task.generation, task.description, task.source)
-    if options.name:
-        task = Task(options.name, task.items, task.generation, task.description, task.source)
-    return task
+        task = dataclasses.replace(task, items=task.items[: options.limit])
+    return dataclasses.replace(task, name=options.name) if options.name else task
 
 
 def list_builtin_tasks() -> list[BuiltinInfo]:
