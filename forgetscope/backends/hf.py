@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 from .base import (
     Backend,
@@ -422,16 +422,13 @@ class HFBackend(Backend):
         return any(s in text for s in stop)
 
 
-class _Tree:
+class _Tree(NamedTuple):
     """The fed tokens of a pack's choices as a prefix tree, in the order they are laid out."""
 
-    __slots__ = ("tokens", "depth", "paths", "ancestors")
-
-    def __init__(self, tokens, depth, paths, ancestors):
-        self.tokens: list[int] = tokens  # one per node
-        self.depth: list[int] = depth  # position after the context's end
-        self.paths: list[list[int]] = paths  # per choice: its fed tokens' nodes
-        self.ancestors = ancestors  # bool [nodes, nodes]: node i may attend to node j
+    tokens: list[int]  # one per node
+    depth: list[int]  # position after the context's end
+    paths: list[list[int]]  # per choice: its fed tokens' nodes
+    ancestors: Any  # numpy bool [nodes, nodes]: node i may attend to node j
 
 
 def _prefix_tree(members) -> _Tree:
