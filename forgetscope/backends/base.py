@@ -18,6 +18,27 @@ class BackendError(RuntimeError):
     """A backend could not be created or could not run (message says how to fix it)."""
 
 
+_DTYPES = {"fp32": "float32", "float32": "float32", "bf16": "bfloat16", "bfloat16": "bfloat16",
+           "fp16": "float16", "float16": "float16", "half": "float16", "auto": "auto"}
+
+
+def canonical_dtype(name: str) -> str:
+    """float32, bfloat16, float16 or auto for a dtype name or alias (fp32, bf16, fp16, half)."""
+    try:
+        return _DTYPES[name]
+    except KeyError:
+        raise BackendError(f"unknown dtype {name!r}; choose float32, bfloat16, float16 or auto") from None
+
+
+def truncate_left(context: Sequence[int], continuation: Sequence[int], max_length: int) -> tuple[tuple[int, ...], int]:
+    """context + continuation cut from the left so that at most `max_length` tokens are fed (the last
+    token is only a target, so max_length + 1 are kept); also how many continuation tokens remain
+    to be scored (those cut away on the left are not)."""
+    whole = tuple(context) + tuple(continuation)
+    tokens = whole[-(max(1, max_length) + 1):]
+    return tokens, min(len(continuation), len(tokens) - 1)
+
+
 @dataclass(frozen=True)
 class LoglikelihoodRequest:
     """Score `continuation_ids` given `context_ids` (both non-empty)."""

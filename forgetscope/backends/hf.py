@@ -22,6 +22,8 @@ from .base import (
     GenerationRequest,
     LoglikelihoodRequest,
     LoglikelihoodResult,
+    canonical_dtype,
+    truncate_left,
 )
 from .gguf_cache import gguf_cache_enabled, load_gguf_cached
 
@@ -35,14 +37,8 @@ _PLAIN_HEAD_MODEL_TYPES = {
 def _torch_dtype(name: str):
     import torch
 
-    table = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
-             "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
-    if name == "auto":
-        return "auto"
-    try:
-        return table[name]
-    except KeyError:
-        raise BackendError(f"unknown dtype {name!r}; choose float32, bfloat16, float16 or auto") from None
+    canonical = canonical_dtype(name)
+    return "auto" if canonical == "auto" else getattr(torch, canonical)
 
 
 def resolve_device(device: str) -> str:
@@ -278,9 +274,8 @@ class HFBackend(Backend):
     def _score_singles(self, requests, indices, results) -> None:
         prepared = []
         for index, req in zip(indices, requests):
-            whole = list(req.context_ids) + list(req.continuation_ids)
-            tokens = whole[-(self.max_length + 1):][:-1]  # left-truncate, drop the last token
-            n_cont = min(len(req.continuation_ids), len(tokens))
+            kept, n_cont = truncate_left(req.context_ids, req.continuation_ids, self.max_length)
+            tokens = list(kept[:-1])  # the last token is only a target
             prepared.append((index, tokens, list(req.continuation_ids[-n_cont:]) if n_cont else []))
         # longest first: the first batch shows memory problems at once, and
         # sorting by length keeps padding (wasted compute) small

@@ -41,7 +41,15 @@ import importlib.util
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
-from .base import Backend, BackendError, GenerationRequest, LoglikelihoodRequest, LoglikelihoodResult
+from .base import (
+    Backend,
+    BackendError,
+    GenerationRequest,
+    LoglikelihoodRequest,
+    LoglikelihoodResult,
+    canonical_dtype,
+    truncate_left,
+)
 from .hf import cut_at_stop
 
 INSTALL_HINT = "vllm is not installed: pip install 'forgetscope[vllm]' (needs a CUDA GPU)"
@@ -96,9 +104,7 @@ def sequence_prompt(context: Sequence[int], continuation: Sequence[int], request
     so the prompt holds max_length + 1 tokens; continuation tokens cut away
     on the left are not scored.
     """
-    whole = tuple(context) + tuple(continuation)
-    tokens = whole[-(max(1, max_length) + 1):]
-    n_scored = min(len(continuation), len(tokens) - 1)
+    tokens, n_scored = truncate_left(context, continuation, max_length)
     return SequencePrompt(tokens, len(tokens) - n_scored, requests)
 
 
@@ -250,15 +256,6 @@ def require_vllm() -> Any:
     return vllm
 
 
-def _dtype(name: str) -> str:
-    table = {"fp32": "float32", "float32": "float32", "bf16": "bfloat16", "bfloat16": "bfloat16",
-             "fp16": "float16", "float16": "float16", "half": "float16", "auto": "auto"}
-    try:
-        return table[name]
-    except KeyError:
-        raise BackendError(f"unknown dtype {name!r}; choose float32, bfloat16, float16 or auto") from None
-
-
 # ------------------------------------------------------------------ backend
 class VLLMBackend(Backend):
     """Score and generate with vllm.LLM (one GPU, or several with tensor parallelism)."""
@@ -297,7 +294,7 @@ class VLLMBackend(Backend):
         except OSError as exc:
             raise BackendError(f"cannot load the tokenizer of {model!r}: {str(exc).splitlines()[0]}") from None
         kwargs: dict[str, Any] = dict(
-            model=model, tokenizer=model, dtype=_dtype(dtype), seed=int(seed),
+            model=model, tokenizer=model, dtype=canonical_dtype(dtype), seed=int(seed),
             gpu_memory_utilization=float(gpu_memory_utilization), tensor_parallel_size=int(tensor_parallel_size),
             trust_remote_code=trust_remote_code, enable_prefix_caching=False, max_logprobs=NEXT_TOKEN_TOP_K,
         )
@@ -305,7 +302,7 @@ class VLLMBackend(Backend):
             kwargs["max_model_len"] = int(max_model_len)
         llm = vllm.LLM(**kwargs)
         engine_len = _engine_max_model_len(llm) or max_model_len or getattr(tokenizer, "model_max_length", 2048)
-        settings = {"dtype": _dtype(dtype), "max_model_len": max_model_len}
+        settings = {"dtype": canonical_dtype(dtype), "max_model_len": max_model_len}
         return cls(llm, tokenizer, max_length=scoring_max_length(max_length, engine_len), settings=settings)
 
     # -------------------------------------------------------------- scoring
