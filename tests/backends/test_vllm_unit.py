@@ -286,3 +286,14 @@ def test_eval_command_without_vllm_says_how_to_install(monkeypatch, tmp_path, ti
                                       "--output", str(tmp_path / "out")], env={"COLUMNS": "300"})
     assert result.exit_code == 2
     assert INSTALL_HINT in result.output
+
+
+def test_dtype_aliases_and_left_truncation_are_shared_by_both_backends():
+    from forgetscope.backends.base import BackendError, canonical_dtype, truncate_left
+
+    assert [canonical_dtype(n) for n in ("fp32", "bf16", "half", "auto")] == ["float32", "bfloat16", "float16", "auto"]
+    with pytest.raises(BackendError, match="unknown dtype 'int8'; choose float32, bfloat16, float16 or auto"):
+        canonical_dtype("int8")
+    # 6 tokens, at most 3 fed: 4 kept; of the 3 continuation tokens, the last 3 are still scored
+    assert truncate_left([1, 2, 3], [4, 5, 6], 3) == ((3, 4, 5, 6), 3)
+    assert truncate_left([1, 2, 3], [4, 5, 6], 2) == ((4, 5, 6), 2)  # one continuation token cut away
