@@ -157,15 +157,11 @@ def frontier_table(rows: list[dict]) -> "pd.DataFrame":
     return pd.DataFrame(rows)
 
 
-def _fmt(value: Any, spec: str) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return f"{int(value)}" if spec == "d" else format(float(value), spec)
-
-
 def frontier_rich_table(frame: "pd.DataFrame", title: str = "frontier: retained target capability vs downstream"):
     """The frontier as a rich Table: the grid values (or the run name), then the figures."""
     from rich.table import Table
+
+    from forgetscope.report.tables import _fmt
 
     figures = [c for c, _, _ in FRONTIER_COLUMNS]
     values = [c for c in frame.columns if c not in figures and c != "run" and not c.endswith("_checkpoint")]
