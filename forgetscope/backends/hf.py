@@ -26,6 +26,7 @@ from .base import (
     truncate_left,
 )
 from .gguf_cache import gguf_cache_enabled, load_gguf_cached
+from .malloc import tune_malloc
 
 # Architectures whose logits are exactly lm_head(final hidden state): for these
 # we can apply the head to the continuation positions only.
@@ -147,6 +148,8 @@ class HFBackend(Backend):
     ) -> "HFBackend":
         import torch
 
+        if resolve_device(device) == "cpu":
+            tune_malloc()  # activations stay in the heap between layers (see malloc.py)
         if threads:
             torch.set_num_threads(threads)
         elif device == "cpu" and os.environ.get("OMP_NUM_THREADS") is None:
