@@ -26,6 +26,7 @@ from .base import (
     truncate_left,
 )
 from .gguf_cache import gguf_cache_enabled, load_gguf_cached
+from .lean import LeanLlama, lean_enabled, lean_unsupported, load_lean
 from .malloc import tune_malloc
 
 # Architectures whose logits are exactly lm_head(final hidden state): for these
@@ -68,21 +69,36 @@ def load_model_and_tokenizer(
     gguf_file: str | None = None,
     trust_remote_code: bool = False,
     revision: str | None = None,
+    lean: bool = False,
 ):
-    """Load a causal LM and its tokenizer from a local dir, a hub id or a GGUF file."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
+    """Load a causal LM and its tokenizer from a local dir, a hub id or a GGUF file.
 
-    hf_logging.disable_progress_bar()  # forgetscope shows its own progress
+    lean=True: a plain Llama directory (or a GGUF's converted copy) on CPU loads as a
+    LeanLlama, scoring without importing transformers' modeling stack (see lean.py);
+    anything else loads with transformers.
+    """
     model, gguf_file = split_gguf(model, gguf_file)
+    device = resolve_device(device)
+    use_lean = lean and device == "cpu" and not trust_remote_code and not revision and lean_enabled()
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
     if revision:
         kwargs["revision"] = revision
 
     def load(source: str, **extra):
+        if use_lean and not extra and lean_unsupported(source) is None:
+            try:
+                return load_lean(source, dtype)
+            except (ValueError, KeyError, OSError):
+                pass  # unexpected weights or files: transformers decides below
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # forgetscope shows its own progress
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs, **extra)
-        return AutoModelForCausalLM.from_pretrained(source, dtype=_torch_dtype(dtype), **kwargs, **extra), tokenizer
+        lm = AutoModelForCausalLM.from_pretrained(source, dtype=_torch_dtype(dtype), **kwargs, **extra)
+        lm.to(device)
+        lm.eval()
+        return lm, tokenizer
 
     try:
         if gguf_file and Path(model, gguf_file).is_file() and gguf_cache_enabled():
@@ -101,8 +117,6 @@ def load_model_and_tokenizer(
             "Pass a local directory with config.json and weights (or a .gguf file); "
             "hub ids need a network connection or a populated HF cache."
         ) from None
-    lm.to(resolve_device(device))
-    lm.eval()
     return lm, tokenizer
 
 
@@ -124,7 +138,7 @@ class HFBackend(Backend):
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = max(1, int(batch_size))
-        self.device = next(model.parameters()).device
+        self.device = model.device
         self.max_length = int(max_length or self._model_max_length())
         self.settings = dict(settings or {})
         #: score a shared context once with all its continuations (see _plan)
@@ -145,6 +159,7 @@ class HFBackend(Backend):
         gguf_file: str | None = None,
         trust_remote_code: bool = False,
         threads: int | None = None,
+        lean: bool = True,
     ) -> "HFBackend":
         import torch
 
@@ -155,7 +170,7 @@ class HFBackend(Backend):
         elif device == "cpu" and os.environ.get("OMP_NUM_THREADS") is None:
             torch.set_num_threads(max(1, os.cpu_count() or 1))
         lm, tok = load_model_and_tokenizer(
-            model, dtype=dtype, device=device, gguf_file=gguf_file, trust_remote_code=trust_remote_code
+            model, dtype=dtype, device=device, gguf_file=gguf_file, trust_remote_code=trust_remote_code, lean=lean
         )
         return cls(lm, tok, batch_size=batch_size, max_length=max_length)
 
@@ -317,7 +332,11 @@ class HFBackend(Backend):
             kwargs["position_ids"] = position_ids.to(device)
         rows_t = torch.tensor(rows, dtype=torch.long, device=device)
         pos_t = torch.tensor(positions, dtype=torch.long, device=device)
-        if self._plain_head:
+        if isinstance(self.model, LeanLlama):
+            hidden = self.model.hidden_at(kwargs["input_ids"], kwargs["attention_mask"], kwargs.get("position_ids"),
+                                          rows_t, pos_t)
+            logits = self.model.logits(hidden)
+        elif self._plain_head:
             hidden = self.model.base_model(**kwargs).last_hidden_state
             logits = self.model.get_output_embeddings()(hidden[rows_t, pos_t])
         else:
@@ -346,9 +365,17 @@ class HFBackend(Backend):
                     outputs[i] = text
         return outputs
 
+    def _transformers_model(self):
+        """The model as transformers' (generation needs its KV cache): a LeanLlama, which only
+        scores, is swapped for transformers' model of the same checkpoint the first time."""
+        if isinstance(self.model, LeanLlama):
+            self.model = self.model.transformers_model().to(self.device)
+        return self.model
+
     def _generate_batch(self, batch: list[GenerationRequest]) -> list[str]:
         import torch
 
+        model = self._transformers_model()
         budget = [max(1, r.max_new_tokens) for r in batch]
         contexts = [list(r.context_ids)[-max(1, self.max_length - b):] for r, b in zip(batch, budget)]
         width = max(len(c) for c in contexts)
@@ -365,7 +392,7 @@ class HFBackend(Backend):
         eos = self.tokenizer.eos_token_id
         new_tokens: list[list[int]] = [[] for _ in batch]
         done = [False] * n
-        out = self.model(input_ids=input_ids, attention_mask=attention, position_ids=position, use_cache=True)
+        out = model(input_ids=input_ids, attention_mask=attention, position_ids=position, use_cache=True)
         cache = out.past_key_values
         logits = out.logits[:, -1, :].float()
         for _ in range(max(budget)):
@@ -386,7 +413,7 @@ class HFBackend(Backend):
                                 dtype=torch.long, device=self.device)
             attention = torch.cat([attention, torch.ones((n, 1), dtype=attention.dtype, device=self.device)], 1)
             position = position[:, -1:] + 1
-            out = self.model(input_ids=step, attention_mask=attention, position_ids=position,
+            out = model(input_ids=step, attention_mask=attention, position_ids=position,
                              past_key_values=cache, use_cache=True)
             cache = out.past_key_values
             logits = out.logits[:, -1, :].float()
