@@ -171,3 +171,51 @@ def test_show_items_from_stored_records_reads_only_the_listed_rows(tmp_path, ite
     wanted = records[["task", "item_id"]].drop_duplicates().head(2)
     rows = load_item_rows([dirs[str(tiny_llama_dir)]], wanted)
     assert sorted(rows["item_id"]) == sorted(wanted["item_id"]) and "prompt" in rows.columns
+
+
+def test_the_console_entry_point_exits_fast_with_everything_written(tmp_path, items_file, tiny_llama_dir):
+    """A process that scored (torch loaded) skips the interpreter's teardown: its records, its
+    printed summary (stdout to a file) and its exit code are all there."""
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-m", "forgetscope.cli", "eval", str(tiny_llama_dir), "--task",
+                           str(items_file), "--output", str(out)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "quiz: n=30" in done.stdout
+    assert len(load_records([out])) == 30
+    done = subprocess.run([sys.executable, "-m", "forgetscope.cli", "eval", str(tiny_llama_dir), "--task",
+                           str(tmp_path / "missing.jsonl"), "--output", str(out)], capture_output=True, text=True)
+    assert done.returncode != 0 and "missing.jsonl" in done.stderr
+
+
+@pytest.mark.parametrize("code, status, printed", [(None, 0, ""), (0, 0, ""), (2, 2, ""), ("bad input", 1, "bad input")])
+def test_exit_skips_teardown_only_when_safe(monkeypatch, capsys, code, status, printed):
+    import threading
+
+    from forgetscope import cli
+
+    calls = []
+    monkeypatch.setitem(sys.modules, "torch", sys.modules.get("torch", object()))
+    monkeypatch.setattr(cli.os, "_exit", lambda c: calls.append(("os._exit", c)))
+    monkeypatch.setattr(cli.atexit, "_run_exitfuncs", lambda: calls.append(("atexit",)))
+    monkeypatch.delenv("FORGETSCOPE_FAST_EXIT", raising=False)
+    cli._exit(code)
+    assert calls == [("atexit",), ("os._exit", status)]
+    assert printed in capsys.readouterr().err
+
+    calls.clear()
+    monkeypatch.setenv("FORGETSCOPE_FAST_EXIT", "0")  # turned off: the ordinary exit
+    with pytest.raises(SystemExit) as exc:
+        cli._exit(code)
+    assert exc.value.code == status and not calls
+
+    monkeypatch.delenv("FORGETSCOPE_FAST_EXIT")
+    release = threading.Event()
+    worker = threading.Thread(target=release.wait)
+    worker.start()
+    try:  # another thread alive: Python must wait for it, so the ordinary exit
+        with pytest.raises(SystemExit):
+            cli._exit(code)
+    finally:
+        release.set()
+        worker.join()
+    assert not calls
