@@ -16,13 +16,15 @@ of disk: ~0.55 GB for a 135M model).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
 import tempfile
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 _DONE = "forgetscope-gguf-complete"
 
@@ -36,6 +38,44 @@ def cache_root() -> Path:
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "forgetscope"
     )
     return Path(root) / "gguf"
+
+
+@contextmanager
+def gguf_parsed_once() -> Iterator[None]:
+    """While transformers converts a GGUF file: parse the file once, build gguf's name table once.
+
+    transformers' conversion constructs a `gguf.GGUFReader` three times for the same file (config,
+    tokenizer, weights; each parses every metadata field: ~3 s for SmolLM2's 49k-token vocabulary
+    here) and gguf's `TensorNameMap` once per tensor (397 times, ~2.5 s). Both are pure: a reader
+    is a read-only view of a memory-mapped file, the name map a function of (architecture, layers).
+    Inside this block the same path and mode give the same reader and the name map is memoised;
+    both are restored after. Without gguf installed it does nothing (transformers then reports it).
+    """
+    try:
+        import gguf
+    except ImportError:
+        yield
+        return
+    base_reader, base_name_map = gguf.GGUFReader, gguf.get_tensor_name_map
+    readers: dict[tuple[str, str], Any] = {}
+
+    class SharedReader(base_reader):  # type: ignore[misc, valid-type]
+        def __new__(cls, path, mode="r"):
+            key = (os.path.realpath(os.fspath(path)), mode)
+            if key not in readers:
+                readers[key] = super().__new__(cls)
+            return readers[key]
+
+        def __init__(self, path, mode="r"):
+            if not getattr(self, "_forgetscope_parsed", False):
+                super().__init__(path, mode)
+                self._forgetscope_parsed = True
+
+    gguf.GGUFReader, gguf.get_tensor_name_map = SharedReader, functools.lru_cache(maxsize=None)(base_name_map)
+    try:
+        yield
+    finally:
+        gguf.GGUFReader, gguf.get_tensor_name_map = base_reader, base_name_map
 
 
 def converted_dir(gguf_path: Path, dtype: str) -> Path:

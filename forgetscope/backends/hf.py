@@ -13,6 +13,7 @@ once, then the choices as a prefix tree (see _pack_inputs).
 from __future__ import annotations
 
 import os
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
 
@@ -25,8 +26,8 @@ from .base import (
     canonical_dtype,
     truncate_left,
 )
-from .gguf_cache import gguf_cache_enabled, load_gguf_cached
-from .lean import LeanLlama, lean_enabled, lean_unsupported, load_lean
+from .gguf_cache import gguf_cache_enabled, gguf_parsed_once, load_gguf_cached
+from .lean import LeanLlama, config_unsupported, lean_enabled, lean_unsupported, load_lean
 from .malloc import tune_malloc
 
 # Architectures whose logits are exactly lm_head(final hidden state): for these
@@ -94,8 +95,9 @@ def load_model_and_tokenizer(
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # forgetscope shows its own progress
-        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs, **extra)
-        lm = AutoModelForCausalLM.from_pretrained(source, dtype=_torch_dtype(dtype), **kwargs, **extra)
+        with gguf_parsed_once() if "gguf_file" in extra else nullcontext():
+            tokenizer = AutoTokenizer.from_pretrained(source, **kwargs, **extra)
+            lm = AutoModelForCausalLM.from_pretrained(source, dtype=_torch_dtype(dtype), **kwargs, **extra)
         lm.to(device)
         lm.eval()
         return lm, tokenizer
@@ -117,6 +119,12 @@ def load_model_and_tokenizer(
             "Pass a local directory with config.json and weights (or a .gguf file); "
             "hub ids need a network connection or a populated HF cache."
         ) from None
+    if use_lean and not isinstance(lm, LeanLlama) and config_unsupported(lm.config.to_dict()) is None:
+        # a Llama that transformers loaded (a GGUF file, a tokenizer the lean loader leaves to
+        # transformers): the same lean forward scores it, so every path gives the same numbers
+        lm = LeanLlama.from_transformers(lm, reload=lambda: load_model_and_tokenizer(
+            model, dtype=dtype, device=device, gguf_file=gguf_file, trust_remote_code=trust_remote_code,
+            revision=revision)[0])
     return lm, tokenizer
 
 

@@ -28,7 +28,7 @@ import json
 import os
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Callable
 
 _TOKENIZER_CLASSES = {"TokenizersBackend", "PreTrainedTokenizerFast"}
 
@@ -61,14 +61,8 @@ def _rope_theta(config: dict) -> float | None:
     return float(theta) if isinstance(theta, (int, float)) else None
 
 
-def lean_unsupported(model: str | Path) -> str | None:
-    """Why the lean forward cannot score `model` (a local directory), or None when it can."""
-    folder = Path(model)
-    if not folder.is_dir():
-        return "not a local directory"
-    config = _read_json(folder / "config.json")
-    if config is None:
-        return "no readable config.json"
+def config_unsupported(config: dict) -> str | None:
+    """Why the lean forward cannot run a model with this config.json content, or None."""
     if config.get("model_type") != "llama":
         return f"model_type {config.get('model_type')!r} (only 'llama')"
     if config.get("hidden_act", "silu") != "silu":
@@ -77,9 +71,25 @@ def lean_unsupported(model: str | Path) -> str | None:
         return "rope scaling other than the default"
     if config.get("pretraining_tp", 1) not in (None, 1):
         return "pretraining_tp > 1"
-    for key in ("quantization_config", "auto_map"):
-        if config.get(key):
-            return f"config has {key}"
+    if config.get("auto_map"):
+        return "config has auto_map"
+    quantization = config.get("quantization_config")
+    if quantization and quantization.get("quant_method") != "gguf":  # GGUF loads de-quantised to floats
+        return "config has quantization_config"
+    return None
+
+
+def lean_unsupported(model: str | Path) -> str | None:
+    """Why the lean forward cannot load `model` (a local directory) by itself, or None when it can."""
+    folder = Path(model)
+    if not folder.is_dir():
+        return "not a local directory"
+    config = _read_json(folder / "config.json")
+    if config is None:
+        return "no readable config.json"
+    reason = config_unsupported(config)
+    if reason:
+        return reason
     if not ((folder / "model.safetensors").is_file() or (folder / "model.safetensors.index.json").is_file()):
         return "no safetensors weights"
     tokenizer_config = _read_json(folder / "tokenizer_config.json")
@@ -93,7 +103,9 @@ def lean_unsupported(model: str | Path) -> str | None:
 
 
 def _load_weights(folder: Path) -> dict[str, Any]:
-    from safetensors.torch import load_file
+    """Every tensor by name; names that `safetensors.torch.save_model` stored once for tied
+    weights (listed in the file's metadata as name -> stored name) point at the stored tensor."""
+    from safetensors import safe_open
 
     index = folder / "model.safetensors.index.json"
     if index.is_file():
@@ -101,8 +113,14 @@ def _load_weights(folder: Path) -> dict[str, Any]:
     else:
         files = ["model.safetensors"]
     weights: dict[str, Any] = {}
+    aliases: dict[str, str] = {}
     for name in files:
-        weights.update(load_file(str(folder / name)))
+        with safe_open(str(folder / name), framework="pt") as handle:
+            weights.update({key: handle.get_tensor(key) for key in handle.keys()})
+            aliases.update((handle.metadata() or {}))
+    for alias, stored in aliases.items():
+        if alias not in weights and stored in weights:
+            weights[alias] = weights[stored]
     return weights
 
 
@@ -125,10 +143,12 @@ def load_lean(model: str | Path, dtype: str = "float32") -> tuple["LeanLlama", A
 class LeanLlama:
     """LlamaForCausalLM's forward for scoring (see the module docstring)."""
 
-    def __init__(self, config: dict, weights: dict[str, Any], path: str, dtype: Any) -> None:
+    def __init__(self, config: dict, weights: dict[str, Any], path: str, dtype: Any,
+                 reload: Callable[[], Any] | None = None) -> None:
         import torch
 
         self.path = path
+        self._reload = reload
         self.config = SimpleNamespace(**config)
         self.dtype = dtype
         heads = int(config["num_attention_heads"])
@@ -177,8 +197,21 @@ class LeanLlama:
     def device(self):
         return self.embed.device
 
+    @classmethod
+    def from_transformers(cls, model: Any, reload: Callable[[], Any]) -> "LeanLlama":
+        """A transformers Llama model's weights in a LeanLlama (the model is not kept: `reload`
+        loads it again for generation). A GGUF file's de-quantised model qualifies: its
+        quantization_config only says where the float tensors came from."""
+        config = model.config.to_dict()
+        if (config.get("quantization_config") or {}).get("quant_method") == "gguf":
+            config.pop("quantization_config")
+        return cls(config, dict(model.state_dict()), str(getattr(model, "name_or_path", "")), model.dtype,
+                   reload=reload)
+
     def transformers_model(self):
         """The same checkpoint as transformers' model (for generation)."""
+        if self._reload is not None:
+            return self._reload()
         from transformers import AutoModelForCausalLM
 
         return AutoModelForCausalLM.from_pretrained(self.path, dtype=self.dtype).eval()

@@ -129,3 +129,51 @@ def test_scoring_imports_no_transformers_modeling(tiny_llama_dir):
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_tied_weights_stored_once_load_through_the_safetensors_metadata(tmp_path, tiny_llama_dir):
+    """`safetensors.torch.save_model` (how a converted GGUF copy is saved) stores tied weights once
+    and names the other in the file's metadata; the lean loader follows that alias."""
+    from safetensors import safe_open
+    from safetensors.torch import save_model
+    from transformers import AutoModelForCausalLM
+
+    folder = tmp_path / "tied"
+    shutil.copytree(tiny_llama_dir, folder)
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir)
+    assert model.config.tie_word_embeddings
+    save_model(model, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    with safe_open(str(folder / "model.safetensors"), framework="pt") as handle:
+        stored = set(handle.keys())
+    assert len({"model.embed_tokens.weight", "lm_head.weight"} & stored) == 1  # one of the two is an alias
+    lean = HFBackend.from_pretrained(str(folder))
+    full = HFBackend.from_pretrained(str(tiny_llama_dir), lean=False)
+    assert isinstance(lean.model, LeanLlama)
+    requests = _requests(full.tokenizer, 8)
+    a, b = lean.loglikelihood(requests), full.loglikelihood(requests)
+    assert np.allclose([r.logprob for r in a], [r.logprob for r in b], atol=1e-5)
+
+
+def test_a_llama_transformers_loads_is_scored_by_the_lean_forward_too(tmp_path, tiny_llama_dir):
+    """Weights the lean loader leaves to transformers (here a .bin file; a GGUF file likewise) are
+    handed to the lean forward after loading, so every Llama path gives the same numbers; generation
+    loads transformers' model again."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from forgetscope.backends.base import GenerationRequest
+
+    folder = tmp_path / "bin"
+    shutil.copytree(tiny_llama_dir, folder)
+    (folder / "model.safetensors").unlink()
+    torch.save(AutoModelForCausalLM.from_pretrained(tiny_llama_dir).state_dict(), folder / "pytorch_model.bin")
+    assert lean_unsupported(folder) == "no safetensors weights"
+    lean = HFBackend.from_pretrained(str(folder))
+    direct = HFBackend.from_pretrained(str(tiny_llama_dir))
+    assert isinstance(lean.model, LeanLlama)
+    requests = _requests(lean.tokenizer, 8)
+    assert [r.logprob for r in lean.loglikelihood(requests)] == [r.logprob for r in direct.loglikelihood(requests)]
+    request = GenerationRequest(tuple(Tokenization(lean.tokenizer).encode_context("Question: 2 plus 2?\nAnswer:")),
+                                max_new_tokens=4)
+    assert lean.generate([request]) == direct.generate([request])
+    assert not isinstance(lean.model, LeanLlama)
