@@ -140,6 +140,10 @@ def _train_run(config, run_dir: Path, stage_home, tokenizer_dir, device: str, ov
                log_every: int, prepared) -> RunResult:
     dist = from_env("cuda" if device.startswith("cuda") else device)
     device = pick_device(device, dist)
+    if device == "cpu":
+        from ..backends.malloc import tune_malloc
+
+        tune_malloc()  # activations and gradients stay in the heap between steps (~5 % faster here)
     say = (log if dist.is_main else None) or (lambda _m: None)
     if prepared is None:
         prepared = prepare(config, Path(tokenizer_dir or run_dir / "tokenizer"), dist.is_main, dist.barrier)
