@@ -122,9 +122,12 @@ def load_model_and_tokenizer(
     if use_lean and not isinstance(lm, LeanLlama) and config_unsupported(lm.config.to_dict()) is None:
         # a Llama that transformers loaded (a GGUF file, a tokenizer the lean loader leaves to
         # transformers): the same lean forward scores it, so every path gives the same numbers
-        lm = LeanLlama.from_transformers(lm, reload=lambda: load_model_and_tokenizer(
-            model, dtype=dtype, device=device, gguf_file=gguf_file, trust_remote_code=trust_remote_code,
-            revision=revision)[0])
+        try:
+            lm = LeanLlama.from_transformers(lm, reload=lambda: load_model_and_tokenizer(
+                model, dtype=dtype, device=device, gguf_file=gguf_file, trust_remote_code=trust_remote_code,
+                revision=revision)[0])
+        except (ValueError, KeyError):
+            pass  # weights it does not expect: transformers' forward scores this model
     return lm, tokenizer
 
 
@@ -144,6 +147,7 @@ class HFBackend(Backend):
         pack: bool = True,
     ) -> None:
         self.model = model
+        self._generation_model: Any = None  # transformers' model next to a LeanLlama, loaded to generate
         self.tokenizer = tokenizer
         self.batch_size = max(1, int(batch_size))
         self.device = model.device
@@ -374,11 +378,15 @@ class HFBackend(Backend):
         return outputs
 
     def _transformers_model(self):
-        """The model as transformers' (generation needs its KV cache): a LeanLlama, which only
-        scores, is swapped for transformers' model of the same checkpoint the first time."""
-        if isinstance(self.model, LeanLlama):
-            self.model = self.model.transformers_model().to(self.device)
-        return self.model
+        """The model as transformers' (generation needs its KV cache). Next to a LeanLlama, which
+        only scores, transformers' model of the same checkpoint is loaded on first use; scoring
+        stays with the LeanLlama, so results never depend on whether a generative task came first
+        (at the cost of a second copy of the weights while both are held)."""
+        if not isinstance(self.model, LeanLlama):
+            return self.model
+        if self._generation_model is None:
+            self._generation_model = self.model.transformers_model().to(self.device)
+        return self._generation_model
 
     def _generate_batch(self, batch: list[GenerationRequest]) -> list[str]:
         import torch

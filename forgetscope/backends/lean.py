@@ -270,6 +270,8 @@ class LeanLlama:
 
         batch, width = input_ids.shape
         device = input_ids.device
+        if len(rows) == 0:
+            return self.embed.new_zeros((0, self.embed.shape[1]))
         if position_ids is None:
             position_ids = torch.arange(width, device=device).expand(batch, width)
         mask, is_causal = attention_mask, False

@@ -73,10 +73,12 @@ def test_generation_swaps_in_transformers_model(tiny_llama_dir):
     tok = Tokenization(full.tokenizer)
     requests = [GenerationRequest(tuple(tok.encode_context(f"Question: What is {i} plus {i}?\nAnswer:")),
                                   max_new_tokens=5) for i in range(3)]
-    assert lean.generate(requests) == full.generate(requests)
-    assert not isinstance(lean.model, LeanLlama)  # generation needs transformers' KV cache
     req = _requests(full.tokenizer, 4)
-    assert [r.logprob for r in lean.loglikelihood(req)] == [r.logprob for r in full.loglikelihood(req)]
+    before = [r.logprob for r in lean.loglikelihood(req)]
+    assert lean.generate(requests) == full.generate(requests)
+    assert lean._generation_model is not None  # generation needs transformers' KV cache
+    assert isinstance(lean.model, LeanLlama)  # scoring stays lean: no dependence on task order
+    assert [r.logprob for r in lean.loglikelihood(req)] == before
 
 
 def test_turned_off_by_the_environment(monkeypatch, tiny_llama_dir):
@@ -176,4 +178,4 @@ def test_a_llama_transformers_loads_is_scored_by_the_lean_forward_too(tmp_path, 
     request = GenerationRequest(tuple(Tokenization(lean.tokenizer).encode_context("Question: 2 plus 2?\nAnswer:")),
                                 max_new_tokens=4)
     assert lean.generate([request]) == direct.generate([request])
-    assert not isinstance(lean.model, LeanLlama)
+    assert lean._generation_model is not None and isinstance(lean.model, LeanLlama)
