@@ -129,8 +129,11 @@ def load_lean(model: str | Path, dtype: str = "float32") -> tuple["LeanLlama", A
     import torch
     from transformers import PreTrainedTokenizerFast
 
+    from .base import canonical_dtype
+
     folder = Path(model)
     config = json.loads((folder / "config.json").read_text())
+    dtype = canonical_dtype(dtype)  # fp32, bf16, half, ... as the transformers path accepts them
     if dtype == "auto":
         name = config.get("dtype") or config.get("torch_dtype") or "float32"
         torch_dtype = getattr(torch, name) if isinstance(name, str) and hasattr(torch, name) else torch.float32

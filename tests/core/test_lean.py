@@ -81,6 +81,15 @@ def test_generation_swaps_in_transformers_model(tiny_llama_dir):
     assert [r.logprob for r in lean.loglikelihood(req)] == before
 
 
+@pytest.mark.parametrize("dtype, expected", [("fp32", "float32"), ("bf16", "bfloat16"), ("auto", "float32")])
+def test_dtype_aliases(tiny_llama_dir, dtype, expected):
+    import torch
+
+    backend = HFBackend.from_pretrained(str(tiny_llama_dir), dtype=dtype)
+    assert isinstance(backend.model, LeanLlama) and backend.model.dtype == getattr(torch, expected)
+    assert backend.model.layers[0].qkv.dtype == getattr(torch, expected)
+
+
 def test_turned_off_by_the_environment(monkeypatch, tiny_llama_dir):
     monkeypatch.setenv("FORGETSCOPE_LEAN_FORWARD", "0")
     assert not isinstance(HFBackend.from_pretrained(str(tiny_llama_dir)).model, LeanLlama)
