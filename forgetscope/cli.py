@@ -17,6 +17,8 @@ from typing import Annotated, NoReturn, Optional
 
 import typer
 
+from .env import switched_on
+
 app = typer.Typer(
     help="Which benchmark items did a model forget or newly learn between two checkpoints?",
     no_args_is_help=True,
@@ -74,9 +76,6 @@ def _console():
     At 80 columns the wide tables (compare, the frontier) are cut into unreadable `0.…` cells;
     `COLUMNS` still wins when set.
     """
-    import os
-    import sys
-
     from rich.console import Console
 
     width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 200
@@ -322,7 +321,7 @@ def _exit(code: object) -> NoReturn:
         print(code, file=sys.stderr)
         code = 1
     if ("torch" not in sys.modules or threading.active_count() > 1
-            or os.environ.get("FORGETSCOPE_FAST_EXIT", "1").strip().lower() in ("0", "false", "no", "off")):
+            or not switched_on("FORGETSCOPE_FAST_EXIT")):
         sys.exit(code)
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):

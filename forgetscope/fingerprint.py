@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 from .backends.hf import split_gguf
+from .env import cache_dir
 
 _MODEL_FILE_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
 _TOKENIZER_FILES = (
@@ -27,10 +28,7 @@ class FingerprintError(ValueError):
 
 
 def _cache_path() -> Path:
-    root = os.environ.get("FORGETSCOPE_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "forgetscope"
-    )
-    return Path(root) / "file_digests.json"
+    return cache_dir() / "file_digests.json"
 
 
 def _load_digest_cache() -> dict:

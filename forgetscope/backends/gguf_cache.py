@@ -27,18 +27,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from ..env import cache_dir, switched_on
+
 _DONE = "forgetscope-gguf-complete"
 
 
 def gguf_cache_enabled() -> bool:
-    return os.environ.get("FORGETSCOPE_GGUF_CACHE", "1").lower() not in ("0", "false", "no", "off")
+    return switched_on("FORGETSCOPE_GGUF_CACHE")
 
 
 def cache_root() -> Path:
-    root = os.environ.get("FORGETSCOPE_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "forgetscope"
-    )
-    return Path(root) / "gguf"
+    return cache_dir() / "gguf"
 
 
 @contextmanager

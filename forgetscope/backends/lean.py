@@ -25,16 +25,17 @@ Tests check it against transformers' LlamaForCausalLM on the same weights.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable
+
+from ..env import switched_on
 
 _TOKENIZER_CLASSES = {"TokenizersBackend", "PreTrainedTokenizerFast"}
 
 
 def lean_enabled() -> bool:
-    return os.environ.get("FORGETSCOPE_LEAN_FORWARD", "1").strip().lower() not in ("0", "false", "no", "off")
+    return switched_on("FORGETSCOPE_LEAN_FORWARD")
 
 
 def _read_json(path: Path) -> dict | None:

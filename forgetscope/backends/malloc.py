@@ -20,6 +20,8 @@ import ctypes
 import os
 import platform
 
+from ..env import switched_on
+
 # mallopt parameter numbers (malloc.h)
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
 SETTINGS = {
@@ -37,7 +39,7 @@ def tune_malloc() -> bool:
     global _applied
     if _applied:
         return True
-    if os.environ.get("FORGETSCOPE_MALLOC_TUNING", "1").strip().lower() in ("0", "false", "no", "off"):
+    if not switched_on("FORGETSCOPE_MALLOC_TUNING"):
         return False
     if any(name in os.environ for name in _USER_VARIABLES):
         return False
