@@ -76,3 +76,40 @@ def test_cache_can_be_switched_off(monkeypatch):
     assert not gguf_cache_enabled()
     monkeypatch.setenv("FORGETSCOPE_GGUF_CACHE", "1")
     assert gguf_cache_enabled()
+
+
+def test_a_gguf_file_is_parsed_once_inside_the_conversion_block(tmp_path):
+    """Inside gguf_parsed_once the same file gives the same (already parsed) reader and the tensor-name
+    table is built once; outside it, gguf is as it was."""
+    gguf = pytest.importorskip("gguf")
+    import numpy as np
+
+    path = tmp_path / "tiny.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_uint32("forgetscope.test", 7)
+    writer.add_tensor("token_embd.weight", np.zeros((4, 2), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+    parses = []
+    base_build = gguf.GGUFReader._build_fields
+
+    def counting_build(self, *args, **kwargs):
+        parses.append(1)
+        return base_build(self, *args, **kwargs)
+
+    original_reader, original_map = gguf.GGUFReader, gguf.get_tensor_name_map
+    gguf.GGUFReader._build_fields = counting_build
+    try:
+        with gguf_cache.gguf_parsed_once():
+            first, second = gguf.GGUFReader(path), gguf.GGUFReader(str(path))
+            assert first is second and len(parses) == 1
+            assert int(first.fields["forgetscope.test"].parts[-1][0]) == 7
+            arch = gguf.MODEL_ARCH.LLAMA
+            assert gguf.get_tensor_name_map(arch, 2) is gguf.get_tensor_name_map(arch, 2)
+        assert gguf.GGUFReader is original_reader and gguf.get_tensor_name_map is original_map
+        assert gguf.GGUFReader(path) is not first and len(parses) == 2
+    finally:
+        gguf.GGUFReader._build_fields = base_build

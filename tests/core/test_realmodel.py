@@ -62,3 +62,24 @@ def test_converted_gguf_copy_scores_exactly_like_the_gguf(tmp_path, monkeypatch)
     for frame in (first, cached):
         assert frame["loglikelihoods"].map(list).tolist() == direct["loglikelihoods"].map(list).tolist()
         assert frame["model_fingerprint"].tolist() == direct["model_fingerprint"].tolist()
+
+
+def test_transformers_converts_a_gguf_with_one_parse_of_the_file(monkeypatch):
+    """transformers builds a gguf.GGUFReader three times per conversion (config, tokenizer, weights);
+    forgetscope's load makes that one parse (backends/gguf_cache.gguf_parsed_once). Fails if
+    transformers stops reaching gguf through the module attributes the block replaces."""
+    import gguf
+
+    from forgetscope.backends.hf import load_model_and_tokenizer
+
+    parses = []
+    base_build = gguf.GGUFReader._build_fields
+
+    def counting_build(self, *args, **kwargs):
+        parses.append(1)
+        return base_build(self, *args, **kwargs)
+
+    monkeypatch.setattr(gguf.GGUFReader, "_build_fields", counting_build)
+    monkeypatch.setenv("FORGETSCOPE_GGUF_CACHE", "0")
+    load_model_and_tokenizer(str(_model_dir()), gguf_file=GGUF)
+    assert len(parses) == 1
