@@ -18,7 +18,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
-from .backends.base import Backend, GenerationRequest, LoglikelihoodRequest, Tokenization
+from .backends.base import (Backend, GenerationRequest, LoglikelihoodRequest, NonFiniteScoreError, Tokenization,
+                            check_finite)
 from .fingerprint import model_fingerprint
 from .schema import SCHEMA, to_table
 from .store import RunDir
@@ -217,6 +218,15 @@ class _RowContext:
             rows += self._score_generative(gen, repeats)
         return rows
 
+    def _broken(self, what: str, affected: int, scored: int) -> NonFiniteScoreError:
+        """The error that stops this checkpoint: rows of a broken model are never written (they
+        would read as answers: a NaN log-likelihood picks choice 0)."""
+        return NonFiniteScoreError(
+            f"checkpoint {self.base['checkpoint']!r}, task {self.task.name!r}: non-finite {what} (NaN or inf) "
+            f"for {affected} of the {scored} items being scored (the task has {len(self.task.items)}); the "
+            "checkpoint's weights or numerics are broken (a NaN or inf weight; an overflow in float16: try "
+            "--dtype float32). Stopped; nothing was stored for these items")
+
     def _row(self, item: Item, repeat: int, **fields) -> dict:
         row = dict(self.base)
         row.update(
@@ -238,7 +248,13 @@ class _RowContext:
                 request = LoglikelihoodRequest(*self.tokenization.encode_pair(context, continuation))
                 slots.append(unique.setdefault(request, len(unique)))
             per_item.append(slots)
-        results = self.backend.loglikelihood(list(unique))
+        try:
+            results = self.backend.loglikelihood(list(unique))
+            check_finite(results)  # also for a backend that does not check by itself
+        except NonFiniteScoreError as exc:
+            bad = set(exc.requests)
+            affected = sum(1 for slots in per_item if bad.intersection(slots)) if bad else len(items)
+            raise self._broken("log-likelihoods", affected, len(items)) from None
         rows = []
         for item, slots in zip(items, per_item):
             found = [results[s] for s in slots]
@@ -277,7 +293,11 @@ class _RowContext:
                     seed=int(stable_hash([self.settings.seed + r, item.item_id], n=15), 16),
                 ))
                 owners.append((item, r))
-        outputs = self.backend.generate(requests)
+        try:
+            outputs = self.backend.generate(requests)
+        except NonFiniteScoreError as exc:
+            affected = len({owners[i][0].item_id for i in exc.requests}) if exc.requests else len(items)
+            raise self._broken("logits", affected, len(items)) from None
         by_key = {(item.item_id, r): text for (item, r), text in zip(owners, outputs)}
         rows = []
         for item in items:

@@ -183,22 +183,51 @@ def conform(table: pa.Table, source: str = "records") -> pa.Table:
             f"{source}: missing column(s) {', '.join(missing_keys)}; "
             "is this a forgetscope records file?"
         )
-    n = table.num_rows
-    arrays = []
-    for field in SCHEMA:
-        if field.name in table.column_names:
-            col = table.column(field.name)
-            if not col.type.equals(field.type):
-                try:
-                    col = col.cast(field.type)
-                except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-                    raise SchemaError(
-                        f"{source}: column {field.name!r} has type {col.type}, expected {field.type} ({exc})"
-                    ) from None
-            arrays.append(col)
-        elif field.name in ("correct_norm", "correct_per_token"):
-            arrays.append(table.column("correct").cast(pa.bool_()))
-        else:
-            default = _DEFAULTS[field.name]
-            arrays.append(pa.array([default] * n, type=field.type))
-    return pa.Table.from_arrays(arrays, schema=SCHEMA)
+    return pa.Table.from_arrays([_column(table, field, source) for field in SCHEMA], schema=SCHEMA)
+
+
+def conform_columns(table: pa.Table, columns: list[str], source: str = "records") -> pa.Table:
+    """`columns` of `table`, each cast to its schema type (a dictionary-encoded column stays encoded);
+    a missing optional one gets its neutral value, as `conform` gives it."""
+    missing_keys = [c for c in ("checkpoint", "task", "item_id", "correct")
+                    if c in columns and c not in table.column_names]
+    if missing_keys:
+        raise SchemaError(f"{source}: missing column(s) {', '.join(missing_keys)}; is this a forgetscope records file?")
+    fields = [SCHEMA.field(name) for name in columns if name in SCHEMA.names]
+    return pa.table({field.name: _column(table, field, source) for field in fields})
+
+
+def _column(table: pa.Table, field: pa.Field, source: str):
+    """Column `field` of `table` as the schema's type, or its neutral value when absent."""
+    if field.name not in table.column_names:
+        if field.name in ("correct_norm", "correct_per_token") and "correct" in table.column_names:
+            return _column(table, SCHEMA.field("correct"), source)
+        return pa.array([_DEFAULTS[field.name]] * table.num_rows, type=field.type)
+    col = table.column(field.name)
+    kind = col.type.value_type if pa.types.is_dictionary(col.type) else col.type
+    if kind.equals(field.type):
+        return col
+    target = pa.dictionary(col.type.index_type, field.type) if pa.types.is_dictionary(col.type) else field.type
+    if pa.types.is_boolean(field.type) and (pa.types.is_floating(kind) or pa.types.is_integer(kind)):
+        _zero_or_one(col, field.name, source)  # Arrow would read NaN, or 0.5, as true
+    try:
+        return col.cast(target)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+        raise SchemaError(f"{source}: column {field.name!r} has type {col.type}, expected {field.type} "
+                          f"({str(exc).splitlines()[0]})") from None
+
+
+def _zero_or_one(column, name: str, source: str) -> None:
+    """A right/wrong column stored as numbers must hold only 0 and 1 (or nulls)."""
+    import pyarrow.compute as pc
+
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    ok = pc.fill_null(pc.is_in(column, value_set=pa.array([0, 1], type=column.type)), True)
+    if pc.all(ok).as_py() is False:
+        bad = pc.invert(ok)
+        first = pc.index(bad, True).as_py()
+        raise SchemaError(
+            f"{source}: column {name!r} holds {pc.sum(bad).as_py()} value(s) that are neither 0 nor 1 "
+            f"(first: {column[first].as_py()} at row {first}); right or wrong cannot be told from them, so "
+            "nothing can be decided: fix or remove those rows")

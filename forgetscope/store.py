@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .schema import COLUMNS, KEY_COLUMNS, SCHEMA, SchemaError, conform, empty_table
+from .schema import COLUMNS, KEY_COLUMNS, SCHEMA, SchemaError, conform, conform_columns, empty_table
 
 RECORDS_FILE = "records.parquet"
 META_FILE = "meta.json"
@@ -110,14 +110,27 @@ def read_table(path: Path, columns: list[str] | None = None, *, dictionary: bool
     wanted = columns if columns else None
     read_dictionary = [c for c in DICTIONARY_COLUMNS if columns is None or c in columns] if dictionary else None
     try:
+        if wanted:  # a column the file lacks gets its neutral value below, as a whole-file read gives it
+            present = set(pq.read_schema(path).names)
+            wanted = [c for c in wanted if c in present]
         table = pq.read_table(path, columns=wanted, read_dictionary=read_dictionary, filters=filters)
     except FileNotFoundError:
         raise StoreError(f"{path}: file not found") from None
     except (pa.ArrowInvalid, OSError) as exc:
         raise StoreError(
-            f"{path}: not a readable Parquet file ({exc}); delete it and re-run to rescore"
+            f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]}); delete it and re-run to rescore"
         ) from None
-    if columns or _conforms(table.schema):
+    if columns:  # e.g. item_id written as large_string: the same types as every other file
+        try:
+            table = conform_columns(table, columns, str(path))
+        except SchemaError as exc:
+            raise StoreError(str(exc)) from None
+        for name in DICTIONARY_COLUMNS if dictionary else ():  # a filled-in column, encoded as read ones are
+            if name in table.column_names and not pa.types.is_dictionary(table.schema.field(name).type):
+                index = table.schema.get_field_index(name)
+                table = table.set_column(index, name, table.column(name).dictionary_encode())
+        return table
+    if _conforms(table.schema):
         return table
     if dictionary:  # conform casts to the plain types; decode first
         table = pa.table({n: c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c
@@ -193,6 +206,9 @@ class RunDir:
             keep = [valid.get(i, h) == h for i, h in zip(ids, hashes)]
             if not all(keep):
                 table = table.filter(pa.array(keep))
+        broken = non_finite_rows(table)
+        if broken.any():  # a NaN score is no answer (older versions stored them): rescored, never reused
+            table = table.filter(pa.array(~broken))
         return dedupe(table, RUN_KEY_COLUMNS)
 
     def append(self, table: pa.Table) -> Path:
@@ -222,6 +238,25 @@ class RunDir:
             for part in parts:
                 part.unlink(missing_ok=True)
         return table
+
+
+def non_finite_rows(table: pa.Table) -> np.ndarray:
+    """Per row: is any of its log-likelihoods NaN, infinite or missing (null, as pandas writes a NaN)?
+    A broken model's scores: no answer can be read from them."""
+    bad = np.zeros(table.num_rows, dtype=bool)
+    if "loglikelihoods" not in table.column_names:
+        return bad
+    offset = 0
+    for chunk in table.column("loglikelihoods").chunks:
+        values = pc.list_flatten(chunk)
+        if not pa.types.is_floating(values.type):
+            values = values.cast(pa.float64())
+        broken = pc.invert(pc.fill_null(pc.is_finite(values), False))
+        if pc.any(broken).as_py():
+            parents = pc.list_parent_indices(chunk).to_numpy()
+            bad[offset + parents[broken.to_numpy(zero_copy_only=False)]] = True
+        offset += len(chunk)
+    return bad
 
 
 #: Within one run directory (one model), a row is identified without the checkpoint name.
@@ -358,7 +393,7 @@ def load_item_rows(paths: Iterable[Path | str], items: pd.DataFrame) -> pd.DataF
 
 def _read_frame(files: list[Path], columns: list[str] | None, margins: str | None = None) -> pd.DataFrame:
     if margins is None:
-        tables = [read_table(f, columns, dictionary=True) for f in files]
+        tables = [_refuse_non_finite(f, read_table(f, columns, dictionary=True)) for f in files]
     else:  # file by file: one file's per-choice lists in memory at a time
         from .analysis.stability import list_columns_for, margin_column, margins_of_table
 
@@ -366,7 +401,7 @@ def _read_frame(files: list[Path], columns: list[str] | None, margins: str | Non
         wanted = None if columns is None else list(dict.fromkeys(columns + lists))
         drop = [] if columns is None else [c for c in lists if c not in columns]
         tables = []
-        for table in (read_table(f, wanted, dictionary=True) for f in files):
+        for table in (_refuse_non_finite(f, read_table(f, wanted, dictionary=True)) for f in files):
             margin = pa.array(margins_of_table(table, margins), type=pa.float64())
             tables.append(table.drop_columns(drop).append_column(margin_column(margins), margin))
     table = pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
@@ -374,6 +409,34 @@ def _read_frame(files: list[Path], columns: list[str] | None, margins: str | Non
     if (columns is None or all(c in columns for c in KEY_COLUMNS)) and not _known_unique(files):
         table = dedupe(table)
     return table.to_pandas(types_mapper=_ARROW_TEXT.get)
+
+
+def _refuse_non_finite(path: Path, table: pa.Table) -> pa.Table:
+    """`table` (all of `path`'s rows), unless a row's log-likelihoods are NaN or inf: then StoreError.
+
+    Its `correct` would be a broken model's accident (a NaN picks choice 0), so no figure or gate
+    decision may use it. Without the column in `table`, the file's column is read by itself, a
+    row group at a time (bounded memory)."""
+    if "loglikelihoods" in table.column_names:
+        bad = non_finite_rows(table)
+    else:
+        try:
+            handle = pq.ParquetFile(path)
+            if "loglikelihoods" not in handle.schema_arrow.names:
+                return table
+            bad = np.concatenate([non_finite_rows(pa.table({"loglikelihoods": batch.column(0)}))
+                                  for batch in handle.iter_batches(columns=["loglikelihoods"], batch_size=1 << 18)]
+                                 or [np.zeros(0, dtype=bool)])
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
+            raise StoreError(f"{path}: column loglikelihoods is unreadable ({str(exc).splitlines()[0]})") from None
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise StoreError(
+            f"{path}: {int(bad.sum())} row(s) have non-finite log-likelihoods (NaN, inf or missing), first: task "
+            f"{table.column('task')[first].as_py()!r}, item {table.column('item_id')[first].as_py()!r}; a broken "
+            "model scored them, so their right or wrong means nothing and no figure can be decided. Re-evaluate "
+            "that checkpoint (eval refuses such scores) or remove those rows")
+    return table
 
 
 #: Text columns stay Arrow `string` in pandas (pd.ArrowDtype): no copy into

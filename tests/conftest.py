@@ -103,3 +103,18 @@ def tiny_llama_dir_b(tmp_path_factory: pytest.TempPathFactory, tiny_tokenizer_di
 def tiny_gpt2_dir(tmp_path_factory: pytest.TempPathFactory, tiny_tokenizer_dir: Path) -> Path:
     """Random-init GPT2LMHeadModel (hidden 64, 2 layers, 4 heads, context 256, seed 0) + tokenizer."""
     return _tiny_model(tmp_path_factory, tiny_tokenizer_dir, "tiny_gpt2", arch="gpt2", seed=0)
+
+
+@pytest.fixture(scope="session")
+def nan_llama_dir(tmp_path_factory: pytest.TempPathFactory, tiny_llama_dir: Path) -> Path:
+    """`tiny_llama_dir` with one weight (model.norm.weight) set to NaN: a broken checkpoint."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    out = tmp_path_factory.mktemp("nan_llama") / "model"
+    shutil.copytree(tiny_llama_dir, out)
+    weights = load_file(out / "model.safetensors")
+    weights["model.norm.weight"][:] = float("nan")
+    save_file(weights, out / "model.safetensors", metadata={"format": "pt"})
+    return out

@@ -9,6 +9,7 @@ vLLM) scores exactly the same token ids.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -16,6 +17,25 @@ from typing import Any, Sequence
 
 class BackendError(RuntimeError):
     """A backend could not be created or could not run (message says how to fix it)."""
+
+
+class NonFiniteScoreError(BackendError):
+    """The model gave NaN or infinite scores: its weights or numerics are broken, and no answer can be read
+    from them (a NaN log-likelihood makes every choice "the first maximum"). `requests` holds the positions,
+    in the call, of the requests affected."""
+
+    def __init__(self, message: str, requests: Sequence[int] = ()) -> None:
+        super().__init__(message)
+        self.requests = tuple(requests)
+
+
+def check_finite(results: Sequence["LoglikelihoodResult"]) -> None:
+    """Raise NonFiniteScoreError when any result's log-likelihood is NaN or infinite."""
+    bad = [index for index, result in enumerate(results) if not math.isfinite(result.logprob)]
+    if bad:
+        raise NonFiniteScoreError(
+            f"{len(bad)} of {len(results)} log-likelihood requests got a non-finite score (NaN or inf); "
+            "the model's weights or numerics are broken", bad)
 
 
 _DTYPES = {"fp32": "float32", "float32": "float32", "bf16": "bfloat16", "bfloat16": "bfloat16",

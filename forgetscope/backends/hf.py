@@ -23,7 +23,9 @@ from .base import (
     GenerationRequest,
     LoglikelihoodRequest,
     LoglikelihoodResult,
+    NonFiniteScoreError,
     canonical_dtype,
+    check_finite,
     truncate_left,
 )
 from .gguf_cache import gguf_cache_enabled, gguf_parsed_once, load_gguf_cached
@@ -205,6 +207,7 @@ class HFBackend(Backend):
                 self._score_packs(packs, results)
             if singles:
                 self._score_singles([requests[i] for i in singles], singles, results)
+        check_finite(results)  # type: ignore[arg-type]  # a NaN weight must not become "choice 0"
         return results  # type: ignore[return-value]
 
     def _plan(self, requests: Sequence[LoglikelihoodRequest]):
@@ -370,11 +373,18 @@ class HFBackend(Backend):
 
         order = sorted(range(len(requests)), key=lambda i: -len(requests[i].context_ids))
         outputs: list[str] = [""] * len(requests)
+        broken: list[int] = []
         with torch.inference_mode():
             for start in range(0, len(order), self.batch_size):
                 idx = order[start:start + self.batch_size]
-                for i, text in zip(idx, self._generate_batch([requests[i] for i in idx])):
+                texts, bad = self._generate_batch([requests[i] for i in idx])
+                broken += [idx[b] for b in bad]
+                for i, text in zip(idx, texts):
                     outputs[i] = text
+        if broken:  # an arbitrary token is no answer
+            raise NonFiniteScoreError(f"{len(broken)} of {len(requests)} generation requests got non-finite "
+                                      "logits (NaN or inf); the model's weights or numerics are broken",
+                                      sorted(broken))
         return outputs
 
     def _transformers_model(self):
@@ -388,7 +398,8 @@ class HFBackend(Backend):
             self._generation_model = self.model.transformers_model().to(self.device)
         return self._generation_model
 
-    def _generate_batch(self, batch: list[GenerationRequest]) -> list[str]:
+    def _generate_batch(self, batch: list[GenerationRequest]) -> tuple[list[str], list[int]]:
+        """Generated texts, and the positions whose logits went NaN or +inf (those stop at once)."""
         import torch
 
         model = self._transformers_model()
@@ -411,8 +422,15 @@ class HFBackend(Backend):
         out = model(input_ids=input_ids, attention_mask=attention, position_ids=position, use_cache=True)
         cache = out.past_key_values
         logits = out.logits[:, -1, :].float()
+        broken: list[int] = []
         for _ in range(max(budget)):
-            next_ids = [self._choose(logits[b], batch[b], generators[b]) for b in range(n)]
+            for b in _broken_rows(logits, done):
+                done[b] = True
+                broken.append(b)
+            if all(done):
+                break
+            next_ids = [self.pad_id if done[b] else self._choose(logits[b], batch[b], generators[b])
+                        for b in range(n)]
             for b in range(n):
                 if done[b]:
                     continue
@@ -434,7 +452,7 @@ class HFBackend(Backend):
             cache = out.past_key_values
             logits = out.logits[:, -1, :].float()
         return [cut_at_stop(self.tokenizer.decode(toks, skip_special_tokens=True), r.stop)
-                for toks, r in zip(new_tokens, batch)]
+                for toks, r in zip(new_tokens, batch)], broken
 
     def _generator(self, seed: int):
         import torch
@@ -461,6 +479,15 @@ class HFBackend(Backend):
             return False
         text = self.tokenizer.decode(tokens, skip_special_tokens=True)
         return any(s in text for s in stop)
+
+
+def _broken_rows(logits, done: list[bool]) -> list[int]:
+    """Rows still generating whose logits hold a NaN or +inf (or no finite value): their argmax would be an
+    arbitrary token. -inf alone is a legitimate "never this token"."""
+    import torch
+
+    broken = ~torch.isfinite(logits.amax(dim=-1))  # amax propagates NaN
+    return [b for b, flag in enumerate(broken.tolist()) if flag and not done[b]]
 
 
 class _Tree(NamedTuple):

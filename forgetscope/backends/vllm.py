@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import gc
 import importlib.util
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
@@ -47,7 +48,9 @@ from .base import (
     GenerationRequest,
     LoglikelihoodRequest,
     LoglikelihoodResult,
+    NonFiniteScoreError,
     canonical_dtype,
+    check_finite,
     truncate_left,
 )
 from .hf import cut_at_stop
@@ -209,11 +212,24 @@ def generation_prompt(request: GenerationRequest, max_length: int) -> tuple[list
     """Token prompt (left-truncated like HFBackend) and SamplingParams keyword arguments."""
     budget = max(1, request.max_new_tokens)
     tokens = list(request.context_ids)[-max(1, max_length - budget):]
+    # logprobs=0: the chosen token's log-prob only, so a broken model (NaN logits) is caught
     params: dict[str, Any] = {"max_tokens": budget, "temperature": max(0.0, request.temperature),
-                              "top_p": request.top_p, "stop": list(request.stop) or None}
+                              "top_p": request.top_p, "stop": list(request.stop) or None, "logprobs": 0}
     if request.temperature > 0:
         params["seed"] = int(request.seed) % (2**63)  # per item, so samples do not depend on batching
     return tokens, params
+
+
+def finite_generation(completion: Any) -> bool:
+    """False when the log-prob vLLM reports for a generated token is NaN or infinite (broken numerics)."""
+    logprobs = getattr(completion, "logprobs", None)
+    if not logprobs:
+        return True
+    for token, entry in zip(completion.token_ids, logprobs):
+        chosen = entry.get(token) if entry else None
+        if chosen is not None and not math.isfinite(float(chosen.logprob)):
+            return False
+    return True
 
 
 def completion_text(token_ids: Sequence[int], decode: Callable[[list[int]], str], stop: Sequence[str],
@@ -332,6 +348,7 @@ class VLLMBackend(Backend):
             outputs = self._generate([self._prompt(prompt_token_ids=list(p.tokens)) for p in rescue],
                                      [sequence_params] * len(rescue))
             self._fill_sequences(rescue, outputs, results)
+        check_finite(results)  # type: ignore[arg-type]  # a NaN score must not become "choice 0"
         return results  # type: ignore[return-value]
 
     def _next_token_params(self, prompt: NextTokenPrompt):
@@ -361,6 +378,10 @@ class VLLMBackend(Backend):
             prompts.append(self._prompt(prompt_token_ids=tokens))
             params.append(self._sampling(**kwargs))
         outputs = self._generate(prompts, params) if prompts else []
+        bad = [i for i, out in enumerate(outputs) if not finite_generation(out.outputs[0])]
+        if bad:
+            raise NonFiniteScoreError(f"{len(bad)} of {len(requests)} generation requests got non-finite "
+                                      "log-probs (NaN or inf); the model's weights or numerics are broken", bad)
         eos = self.tokenizer.eos_token_id
 
         def decode(ids: list[int]) -> str:

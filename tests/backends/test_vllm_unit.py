@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from forgetscope.backends import BackendError, create_backend
-from forgetscope.backends.base import GenerationRequest, LoglikelihoodRequest
+from forgetscope.backends.base import GenerationRequest, LoglikelihoodRequest, NonFiniteScoreError
 from forgetscope.backends.vllm import (
     INSTALL_HINT,
     NextTokenPrompt,
@@ -130,10 +130,12 @@ def test_scoring_limit_leaves_room_for_target_and_generated_token():
 def test_generation_prompt_truncates_and_seeds_only_sampling():
     greedy = GenerationRequest(tuple(range(10)), max_new_tokens=4, stop=("\n",), seed=7)
     tokens, params = generation_prompt(greedy, max_length=8)
-    assert tokens == [6, 7, 8, 9] and params == {"max_tokens": 4, "temperature": 0.0, "top_p": 1.0, "stop": ["\n"]}
+    # logprobs=0: the chosen token's log-prob, so NaN logits are caught
+    assert tokens == [6, 7, 8, 9] and params == {"max_tokens": 4, "temperature": 0.0, "top_p": 1.0, "stop": ["\n"],
+                                                 "logprobs": 0}
     sampled = GenerationRequest((1, 2), max_new_tokens=3, temperature=0.7, top_p=0.9, seed=2**64 + 5)
     assert generation_prompt(sampled, 100)[1] == {"max_tokens": 3, "temperature": 0.7, "top_p": 0.9,
-                                                  "stop": None, "seed": (2**64 + 5) % 2**63}
+                                                  "stop": None, "logprobs": 0, "seed": (2**64 + 5) % 2**63}
 
 
 # ------------------------------------------------------------------ the backend against the fake
@@ -209,6 +211,58 @@ def test_backend_generates_with_stops_in_one_call(monkeypatch):
     if stop_at:
         cut = backend.generate([GenerationRequest((1, 2), max_new_tokens=5, stop=(stop_at,))])
         assert cut == [texts[0][: texts[0].index(stop_at)]]
+
+
+def poison(monkeypatch, broken) -> None:
+    """The fake model's distribution is NaN after every prefix for which broken(prefix) is true."""
+    real = fake_vllm.next_logprobs
+
+    def next_logprobs(prefix, vocab=fake_vllm.VOCAB):
+        return [float("nan")] * vocab if broken(prefix) else real(prefix, vocab)
+    monkeypatch.setattr(fake_vllm, "next_logprobs", next_logprobs)
+
+
+@pytest.mark.parametrize("with_token_ids", [True, False])
+def test_nan_scores_are_refused_naming_the_requests(monkeypatch, with_token_ids):
+    fake_vllm.install(monkeypatch, with_token_ids=with_token_ids)
+    poison(monkeypatch, lambda prefix: prefix[:3] == (1, 2, 3))  # the first item's next-token read
+    backend = VLLMBackend(FakeLLM(), FakeTokenizer(), max_length=100)
+    with pytest.raises(NonFiniteScoreError, match="4 of 15 log-likelihood requests got a non-finite score") as error:
+        backend.loglikelihood(mc_requests())
+    assert error.value.requests == (0, 1, 2, 3)
+    # and the two-token choices too (scored from prompt log-probs): poisons add up
+    poison(monkeypatch, lambda prefix: prefix[:2] == (2, 2))
+    with pytest.raises(NonFiniteScoreError) as error:
+        backend.loglikelihood(mc_requests())
+    assert error.value.requests == (0, 1, 2, 3, 12, 13, 14)
+
+
+def test_generation_with_nan_log_probs_is_refused(monkeypatch):
+    fake_vllm.install(monkeypatch)
+    poison(monkeypatch, lambda prefix: prefix[:1] == (3,))
+    backend = VLLMBackend(FakeLLM(), FakeTokenizer(), max_length=100)
+    requests = [GenerationRequest((1, 2), max_new_tokens=5), GenerationRequest((3,), max_new_tokens=5)]
+    with pytest.raises(NonFiniteScoreError, match="1 of 2 generation requests got non-finite log-probs") as error:
+        backend.generate(requests)
+    assert error.value.requests == (1,)
+
+
+def test_evaluate_writes_nothing_of_a_task_vllm_scored_nan(monkeypatch, tmp_path, tiny_tokenizer_dir):
+    from transformers import AutoTokenizer
+
+    from forgetscope.evaluate import Checkpoint, EvalSettings, evaluate
+
+    from ..core.helpers import mc_task
+
+    fake_vllm.install(monkeypatch)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_tokenizer_dir)
+    poison(monkeypatch, lambda prefix: True)
+    backend = VLLMBackend(FakeLLM(vocab=len(tokenizer)), tokenizer, max_length=200)
+    with pytest.raises(NonFiniteScoreError, match=r"checkpoint 'fake-model', task 'mc': non-finite log-likelihoods "
+                                                  r"\(NaN or inf\) for 10 of the 10 items"):
+        evaluate(Checkpoint("fake-model", fingerprint="f" * 32), [mc_task(10)], tmp_path,
+                 EvalSettings(backend="vllm"), backend=backend)
+    assert list(tmp_path.rglob("*.parquet")) == []
 
 
 # ------------------------------------------------------------------ availability
