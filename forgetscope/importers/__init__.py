@@ -107,6 +107,13 @@ def check_unique(rows: list[dict], where: list[str]) -> None:
         seen[key] = place
 
 
+def check_finite(values: np.ndarray, place: str) -> None:
+    """Per-choice log-likelihoods must be numbers: a NaN would make "choice 0" look like an answer."""
+    if not np.isfinite(values).all():
+        raise LogFormatError(f"{place}: non-finite log-likelihood(s) {values.tolist()} (NaN or inf); the model "
+                             "that was evaluated is broken, so right or wrong cannot be told: re-run it")
+
+
 def argmax_in(values: np.ndarray, gold: list[int]) -> bool:
     """First maximum (as numpy and both tools break ties) is one of the gold indices."""
     return bool(len(values)) and int(np.argmax(values)) in gold

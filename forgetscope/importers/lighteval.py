@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ..tasks.base import stable_hash
-from . import ImportedRun, LogFormatError, argmax_in, build_records, check_unique
+from . import ImportedRun, LogFormatError, argmax_in, build_records, check_finite, check_unique
 
 GENERATIVE_METRICS = ("em", "exact_match", "quasi_exact_match", "prefix_exact_match", "extractive_match")
 REQUIRED = ("doc", "model_response", "metric")
@@ -142,6 +142,7 @@ def _multiple_choice(response: dict, metrics: dict, choices: list[str], gold: li
     if not gold or any(not 0 <= g < k for g in gold):
         raise LogFormatError(f"{place}: gold_index {gold_index!r} is not an index of the {k} choices")
     ll = np.asarray([float(x) for x in response["logprobs"][:k]], dtype=np.float64)
+    check_finite(ll, place)
     tokens = [sum(1 for t in (ids or []) if t is not None and t >= 0) for ids in (response.get("output_tokens") or [])]
     tokens = tokens[:k] if len(tokens) >= k else []
     acc = argmax_in(ll, gold)

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..tasks.base import stable_hash
-from . import ImportedRun, LogFormatError, argmax_in, build_records, check_unique
+from . import ImportedRun, LogFormatError, argmax_in, build_records, check_finite, check_unique
 
 SAMPLES_NAME = re.compile(r"^samples_(?P<task>.+)_(?P<stamp>\d{4}-\d{2}-\d{2}T[\d.:-]+)\.jsonl$")
 GENERATIVE_METRICS = ("exact_match", "acc")
@@ -210,6 +210,7 @@ def _multiple_choice(sample: dict, arguments: list[list], responses: list, place
         ll = np.array([float(r[0]) for r in responses], dtype=np.float64)
     except (TypeError, ValueError):
         raise LogFormatError(f"{place}: log-likelihoods in filtered_resps are not numbers") from None
+    check_finite(ll, place)
     greedy = [str(r[1]).strip().lower() == "true" for r in responses]
     continuations = [str(a[1]) for a in arguments]
     if len(arguments) == 1 and not re.fullmatch(r"\s*\d+\s*", str(sample.get("target"))):

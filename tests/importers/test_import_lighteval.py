@@ -94,3 +94,17 @@ def test_old_flat_layout_and_unreadable_files_are_clear_errors(tmp_path):
         read_lighteval(empty)
     with pytest.raises(LogFormatError, match="no such file"):
         read_lighteval(tmp_path / "nowhere")
+
+
+def test_non_finite_logprobs_are_refused(tmp_path):
+    """All-NaN logprobs look like "choice 0" to argmax: with gold 0 and acc 1 they would import as right."""
+    path = tmp_path / "details_quiz|0_x.parquet"
+    shutil.copy(_details("model_a", "quiz"), path)
+
+    def broken(rows):
+        rows[3]["model_response"]["logprobs"] = [float("nan")] * len(rows[3]["model_response"]["logprobs"])
+        rows[3]["doc"]["gold_index"] = 0
+        rows[3]["metric"].update(acc=1.0, acc_norm=1.0)
+    _rewrite(path, broken)
+    with pytest.raises(LogFormatError, match=r"row 3: non-finite log-likelihood\(s\) \[nan, nan"):
+        read_lighteval(path)

@@ -146,3 +146,15 @@ def test_several_filters_need_a_choice(lmeval_copy):
     records = read_lmeval(path, filter_name="strict-match").records
     assert len(records) == 8 and records.correct.all()
     assert not read_lmeval(path, filter_name="none").records.correct.any()
+
+
+def test_non_finite_log_likelihoods_are_refused(lmeval_copy):
+    """All-NaN scores look like "choice 0" to argmax: with gold 0 and acc 1 they would import as right."""
+    def broken(line: str) -> str:
+        sample = json.loads(line)
+        sample["filtered_resps"] = [["nan", "False"] for _ in sample["filtered_resps"]]
+        return json.dumps({**sample, "target": 0, "acc": 1.0, "acc_norm": 1.0})
+    path = _damage(lmeval_copy, "quiz_even", 4, broken)
+    with pytest.raises(LogFormatError, match=r":4: non-finite log-likelihood\(s\) \[nan, nan, nan, nan\]") as error:
+        read_lmeval(lmeval_copy)
+    assert path in str(error.value)
