@@ -90,8 +90,10 @@ def _load_tasks(specs: list[str], limit, num_fewshot, fewshot_source, fewshot_se
     tasks = [load_task(spec, options=options) for spec in specs]
     names = [t.name for t in tasks]
     duplicates = {n for n in names if names.count(n) > 1}
-    if duplicates:
-        _fail(f"two tasks are named {', '.join(sorted(duplicates))}; rename one (spec `name:`)")
+    if duplicates:  # an error, not _fail: the gate still writes its CI outputs
+        from .tasks.base import TaskError
+
+        raise TaskError(f"two tasks are named {', '.join(sorted(duplicates))}; rename one (spec `name:`)")
     return tasks
 
 

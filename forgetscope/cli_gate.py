@@ -3,10 +3,11 @@
 A thin command over forgetscope.gate. Each side is read or evaluated the way
 `compare` does it (compare.records_for): a stored records file or directory is
 read as it is, so the baseline need not be re-run; a model is evaluated on
---task through the cache. Any bad input (unreadable file, missing task,
-mismatched items, no paired items, invalid config) exits 2, after writing an
-erroring JUnit case and summary where those were asked for: the gate fails
-closed.
+--task through the cache. Whenever the gate cannot decide (unreadable or
+non-UTF-8 file, missing task, mismatched items, no paired items, invalid
+config, NaN scores, an unexpected failure) it exits 2, after writing the
+JUnit, JSON and markdown outputs that were asked for with the reason: the
+gate fails closed, and exit 1 only ever means "forgot too much".
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ def gate(
     holm: Annotated[Optional[bool], typer.Option(
         "--holm/--no-holm", help="Holm-adjust p-values across the gated tasks and categories (default off).")] = None,
     metric: Annotated[Optional[str], typer.Option(help="acc, acc_norm, acc_per_token or exact_match.")] = None,
+    identical_only: Annotated[bool, typer.Option(
+        help="Gate only items identical on both sides (same id and hash), as compare does; the outputs say "
+             "how many were dropped.")] = False,
     markdown: Annotated[Optional[Path], typer.Option(help="Write the markdown summary here.")] = None,
     junit: Annotated[Optional[Path], typer.Option(help="Write JUnit XML here (one test case per group).")] = None,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the decisions as JSON here.")] = None,
@@ -58,6 +62,7 @@ def gate(
     from .schema import ANALYSIS_COLUMNS
 
     outputs = {"markdown": markdown, "junit": junit, "json": json_path}
+    message = None
     try:
         gate_config = load_config(config, max_forgetting=max_forgetting, alpha=alpha, holm=holm, metric=metric)
         if is_records_path(baseline) and is_records_path(candidate):
@@ -72,15 +77,27 @@ def gate(
             after = records_for(candidate, tasks, output, settings, progress=progress, columns=ANALYSIS_COLUMNS)
         from .analysis import compare_records
 
-        comparison = compare_records(before, after, metric=gate_config.metric, n_bootstrap=0)
+        comparison = compare_records(before, after, metric=gate_config.metric, identical_only=identical_only,
+                                     n_bootstrap=0)
         result = decide(comparison, gate_config, tasks=[t.name for t in tasks] or None,
                         baseline=baseline, candidate=candidate)
+    except typer.Exit as exc:  # refused with its own message already printed
+        if exc.exit_code:
+            _write_error("the gate's inputs were refused (see the error printed before this)", outputs)
+        raise
     except (GateConfigError, GateError, *_errors()) as exc:
-        _write_error(str(exc), outputs)
-        _fail(str(exc))
+        message = str(exc)
+    except Exception as exc:  # noqa: BLE001 - a crash must not read as exit 1, "forgot too much"
+        message = f"unexpected {type(exc).__name__} ({(str(exc).splitlines() or [''])[0]}); please report it"
+    if message is not None:
+        _write_error(message, outputs)
+        _fail(message)
     summary = to_markdown(result)
     typer.echo(summary)
-    _write(outputs, summary, to_junit_xml(result), json.dumps(to_json(result), indent=2))
+    try:
+        _write(outputs, summary, to_junit_xml(result), json.dumps(to_json(result), indent=2))
+    except OSError as exc:
+        _fail(f"the gate {'passed' if result.passed else 'failed'}, but its outputs could not be written ({exc})")
     raise typer.Exit(result.exit_code)
 
 

@@ -122,8 +122,29 @@ def decide(comparison, config: GateConfig | None = None, *, tasks: Sequence[str]
     frame["failed"] = frame["over_threshold"] & frame["significant"]
     frame["verdict"] = np.where(frame["failed"], "fail",
                                 np.where(frame["over_threshold"], "pass (over threshold, not significant)", "pass"))
+    _refuse_non_finite(frame)
     return GateResult(frame[DECISION_COLUMNS].reset_index(drop=True), config, baseline, candidate,
-                      list(getattr(comparison, "notes", [])))
+                      _dropped_notes(comparison) + list(getattr(comparison, "notes", [])))
+
+
+def _refuse_non_finite(frame: pd.DataFrame) -> None:
+    """A NaN compares as False, so a NaN figure would pass silently: the gate cannot decide instead."""
+    figures = frame[["forgetting", "forgetting_chance", "forgetting_true", "p_adjusted"]].to_numpy(np.float64)
+    broken = ~np.isfinite(figures).all(axis=1)
+    if broken.any():
+        groups = ", ".join(frame.loc[broken, "group"].astype(str))
+        raise GateError(f"group(s) {groups}: a figure of the decision is not a number (NaN or inf), so the gate "
+                        "cannot decide; check those records for missing or non-finite scores")
+
+
+def _dropped_notes(comparison) -> list[str]:
+    """With identical_only: per task, how many items were left out, so no output hides it."""
+    dropped = getattr(comparison, "dropped", None)
+    if dropped is None or not len(dropped):
+        return []
+    return [f"{row['task']}: gated identical items only; dropped {int(row['n_dropped'])} "
+            f"({int(row['n_changed'])} changed, {int(row['n_only_before'])} only in the baseline, "
+            f"{int(row['n_only_after'])} only in the candidate)" for row in dropped.to_dict("records")]
 
 
 _DERIVED = {"p_value", "p_adjusted", "over_threshold", "significant", "failed", "verdict"}

@@ -107,6 +107,9 @@ def load_config(path: Path | str | None, **overrides) -> GateConfig:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise GateConfigError(f"{path}: cannot read the gate config ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise GateConfigError(f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at byte offset "
+                              f"{exc.start}); save the gate config as UTF-8") from None
     if path.suffix.lower() == ".toml":
         import tomllib
 

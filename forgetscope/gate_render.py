@@ -91,6 +91,8 @@ def to_junit_xml(result) -> str:
             failure.text = _details(row)
         else:
             ET.SubElement(case, "system-out").text = f"{row['verdict']}: {_reason(row)}"
+    if result.notes:  # e.g. the items --identical-only left out (after the test cases, as JUnit's schema orders)
+        ET.SubElement(suite, "system-out").text = "\n".join(result.notes)
     return _serialise(suites)
 
 
@@ -127,7 +129,8 @@ def _json_value(value):
 
 
 def error_markdown(message: str) -> str:
-    return f"## forgetscope gate: ERROR\n\nThe gate could not decide, so it fails closed (exit 2):\n\n    {message}\n"
+    quoted = "\n".join(f"    {line}" for line in message.splitlines())  # every line inside the code block
+    return f"## forgetscope gate: ERROR\n\nThe gate could not decide, so it fails closed (exit 2):\n\n{quoted}\n"
 
 
 def error_junit_xml(message: str) -> str:
