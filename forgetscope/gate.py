@@ -102,6 +102,12 @@ def decide(comparison, config: GateConfig | None = None, *, tasks: Sequence[str]
     """
     config = config or GateConfig()
     compared = [str(t) for t in comparison.tasks["task"]]
+    dropped = getattr(comparison, "dropped", None)
+    emptied = [str(t) for t in (dropped["task"] if dropped is not None and len(dropped) else [])
+               if str(t) not in compared and (not tasks or str(t) in tasks)]
+    if emptied:  # identical_only left nothing of these tasks: not gating them would pass them
+        raise GateError(f"task(s) {', '.join(emptied)}: no item is identical on both sides, so nothing can be "
+                        "gated; compare them without --identical-only to see which items differ")
     if tasks:
         missing = [t for t in tasks if t not in compared]
         if missing:

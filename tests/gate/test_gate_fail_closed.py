@@ -115,6 +115,15 @@ def test_identical_only_is_accepted_as_the_mismatch_message_says(tmp_path):
     assert note in ET.parse(tmp_path / "g.xml").getroot().find("testsuite/system-out").text
 
 
+def test_identical_only_never_drops_a_whole_task_silently():
+    (quiz_b, quiz_a), (arc_b, arc_a) = pair("quiz", STEADY), pair("arc", FORGETFUL)
+    arc_a["item_hash"] = "changed"  # every item of the task that forgot
+    comparison = compare_records(*both((quiz_b, quiz_a), (arc_b, arc_a)), identical_only=True, n_bootstrap=0)
+    with pytest.raises(GateError, match=r"task\(s\) arc: no item is identical on both sides"):
+        decide(comparison)
+    assert decide(comparison, tasks=["quiz"]).passed  # not asked for: not gated
+
+
 def test_an_unexpected_failure_is_exit_2_not_forgot_too_much(tmp_path, records_dirs, monkeypatch):
     baseline, candidate = records_dirs(*pair("quiz", STEADY))
 
