@@ -31,10 +31,11 @@ def _plain(console):
 
 
 def _train_errors() -> tuple[type[BaseException], ...]:
+    from .backends.base import BackendError  # e.g. a diverged stage checkpoint that scores NaN
     from .train.fields import ConfigError
     from .train.runner import RunError
 
-    return (ConfigError, RunError, FileNotFoundError)
+    return (ConfigError, RunError, BackendError, FileNotFoundError)
 
 
 @app.command("train")

@@ -159,3 +159,15 @@ def test_differently_typed_columns_are_conformed_and_nan_correctness_refused(tmp
         with pytest.raises(StoreError, match=r"floats.parquet: column 'correct' holds 1 value\(s\) that are "
                                              r"neither 0 nor 1 \(first: nan at row 2\)"):
             load_records([tmp_path / "floats.parquet"], columns=columns)
+
+
+def test_a_sweep_whose_checkpoint_scores_nan_is_exit_2(tmp_path, monkeypatch):
+    """A diverged training run's checkpoint stops the sweep with the one-line error, not a traceback."""
+    from types import SimpleNamespace
+
+    def evaluate_diverged(*args, **kwargs):
+        raise NonFiniteScoreError("checkpoint 'runs/a/posttrain/step-8', task 'quiz': non-finite log-likelihoods")
+    monkeypatch.setattr("forgetscope.train.sweep.load_sweep_config", lambda path: SimpleNamespace(name="s"))
+    monkeypatch.setattr("forgetscope.train.sweep.run_sweep", evaluate_diverged)
+    result = runner.invoke(app, ["sweep", str(tmp_path / "sweep.yaml"), "--output", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "error: checkpoint 'runs/a/posttrain/step-8'" in result.output, result.output
