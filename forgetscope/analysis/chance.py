@@ -78,15 +78,19 @@ def subgroup_chance_terms(counts: np.ndarray, n_choices: np.ndarray, row: np.nda
     """
     counts = np.asarray(counts, dtype=np.float64)
     row = np.asarray(row, dtype=np.int64)
-    totals = np.zeros((n_rows,) + counts.shape[1:-1])
-    np.add.at(totals, row, counts.sum(-1))
+    totals = _sum_rows(counts.sum(-1), row, n_rows)
     k = np.asarray(n_choices, dtype=np.float64).reshape((-1,) + (1,) * (counts.ndim - 2))
     terms = _weighted_terms(counts, k, totals[row])
-    out = {}
-    for name, value in terms.items():
-        out[name] = np.zeros_like(totals)
-        np.add.at(out[name], row, value)
-    return out
+    return {name: _sum_rows(value, row, n_rows) for name, value in terms.items()}
+
+
+def _sum_rows(values: np.ndarray, row: np.ndarray, n_rows: int) -> np.ndarray:
+    """Sum `values` (S, ...) into (n_rows, ...) by `row` (S,)."""
+    trailing = values.shape[1:]
+    width = int(np.prod(trailing, dtype=np.int64))
+    index = (row[:, None] * width + np.arange(width)).ravel()
+    summed = np.bincount(index, weights=values.reshape(-1), minlength=n_rows * width)
+    return summed.reshape((n_rows,) + trailing)
 
 
 def _weighted_terms(counts: np.ndarray, k: np.ndarray, row_total: np.ndarray) -> dict[str, np.ndarray]:

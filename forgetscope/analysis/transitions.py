@@ -69,6 +69,8 @@ SUMMARY_COLUMNS = (
 #: A grouping is counted in one dense array of (group, task, k, repeat, transition) cells up to this
 #: many cells (or one per row), else only its subgroups present are coded.
 DENSE_CELLS = 1 << 22
+#: Up to this many (task, k) subgroups (present or not) are coded without compaction.
+SMALL_SPAN = 1 << 16
 #: transition_items kinds and their code (2 · before + after).
 KINDS = {"0to0": 0, "0to1": 1, "1to0": 2, "1to1": 3}
 
@@ -99,9 +101,11 @@ class _RowCodes:
 
     cell: np.ndarray  # per row: (subgroup · R + repeat slot) · 4 + transition
     n_reps: int  # repeat slots R
-    sub_k: np.ndarray  # n_choices of each (task, k) subgroup (S of them)
+    sub_k: np.ndarray  # n_choices of each (task, k) subgroup (S of them; an empty one counts zero)
     sub_once: np.ndarray | None  # per subgroup: its task ran a single repeat (only when R > 1)
     items: "_ItemTypes | None"  # per item, when some item has several rows (repeats)
+    n_k: int | None  # k slots K when subgroup = task · K + k slot (None: subgroups numbered as found)
+    task_code: dict[str, int] | None  # task label (as groups show it) -> task code, when one-to-one
 
     @classmethod
     def of(cls, frame: pd.DataFrame) -> "_RowCodes":
@@ -109,23 +113,41 @@ class _RowCodes:
         transition = (before << 1) | frame["after"].to_numpy(dtype=bool).view(np.uint8)
         rep, rep_values = _slots(frame["repeat"].to_numpy())
         k, k_values = _slots(frame["n_choices"].to_numpy(), zero_based=True)
-        task = _task_codes(frame["task"])
         n_reps, n_k = len(rep_values), len(k_values)
-        sub, sub_keys = _present(task * n_k + k, (int(task.max()) + 1) * n_k)
-        sub_task, sub_k = np.divmod(sub_keys, n_k)
-        cell = sub * 4 + transition if n_reps == 1 else (sub * (n_reps * 4) + rep * 4) + transition
-        sub_once = None
+        task, names = _task_codes(frame["task"])
+        n_tasks = len(names)
+        # int32 codes when they fit: half the memory of the one array kept per row
+        small = n_tasks * n_k < 2**31 and len(frame) < 2**31 // max(n_reps * 4, 1)
+        key = task.astype(np.int32 if small else np.int64)
+        ran = None
         if n_reps > 1:  # tasks run once are deterministic: they count in every repeat
-            ran = np.zeros((int(task.max()) + 1, n_reps), dtype=bool)
+            ran = np.zeros((n_tasks, n_reps), dtype=bool)
             ran[task, rep] = True
-            sub_once = (ran.sum(1) == 1)[sub_task]
-        return cls(cell, n_reps, k_values[sub_k], sub_once, _ItemTypes.of(_item_codes(frame), transition))
+        del task
+        key *= n_k
+        np.add(key, k, out=key, casting="unsafe")  # k is a slot code below n_k: no overflow
+        # per row: its (task, k) subgroup; a few empty ones cost less than a lookup per row
+        span = n_tasks * n_k
+        cell, sub_keys = (key, np.arange(span)) if span <= SMALL_SPAN else _present(key, span)
+        del key
+        sub_task, sub_k = np.divmod(sub_keys, n_k)
+        cell *= n_reps * 4
+        if n_reps > 1:
+            np.add(cell, rep * 4, out=cell, casting="unsafe")
+        cell += transition
+        sub_once = None if ran is None else (ran.sum(1) == 1)[sub_task]
+        task_code = {name: code for code, name in enumerate(names)}
+        return cls(cell, n_reps, k_values[sub_k], sub_once, _ItemTypes.of(_item_codes(frame), transition),
+                   n_k if span <= SMALL_SPAN else None, task_code if len(task_code) == n_tasks else None)
 
 
-def _task_codes(task: pd.Series) -> np.ndarray:
-    codes, _ = _codes.factorize(task, sort=False)
-    codes = codes.astype(np.int64, copy=False)
-    return codes + 1 if (codes < 0).any() else codes  # a missing task is one more task
+def _task_codes(task: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Task code per row and the label of each code as `_groups` writes it ("" for a missing task)."""
+    codes, uniques = _codes.factorize(task, sort=False)
+    names = [str(u) for u in uniques]
+    if len(codes) and codes.min() < 0:
+        return codes.astype(np.int64) + 1, [""] + names
+    return codes, names
 
 
 def _present(codes: np.ndarray, span: int) -> tuple[np.ndarray, np.ndarray]:
@@ -133,9 +155,9 @@ def _present(codes: np.ndarray, span: int) -> tuple[np.ndarray, np.ndarray]:
     if span <= max(4 * len(codes), 1 << 22):
         seen = np.bincount(codes, minlength=span) > 0
         keys = np.flatnonzero(seen)
-        return (codes if len(keys) == span else (np.cumsum(seen) - 1)[codes]), keys
+        return (codes if len(keys) == span else (np.cumsum(seen) - 1).astype(codes.dtype)[codes]), keys
     keys, inverse = np.unique(codes, return_inverse=True)
-    return inverse.reshape(-1).astype(np.int64, copy=False), keys
+    return inverse.reshape(-1).astype(codes.dtype, copy=False), keys
 
 
 @dataclass
@@ -185,7 +207,7 @@ def _slots(values: np.ndarray, *, zero_based: bool = False) -> tuple[np.ndarray,
 def _summarize(frame: pd.DataFrame, rows: _RowCodes, by: list[str], n_bootstrap: int, seed: int) -> pd.DataFrame:
     group, labels = _groups(frame, by)
     n_groups = len(labels)
-    cells = _Cells.of(rows, group, n_groups)
+    cells = _Cells.of(rows, group, n_groups, _group_tasks(rows, labels) if "task" in by else None)
     raw_counts = cells.counts(None)  # (F, R, 4): per (group, task, k) subgroup present
     counts, present = raw_counts, np.ones((n_groups, 1), dtype=bool)
     if rows.n_reps > 1:
@@ -236,16 +258,26 @@ class _Cells:
     all_rows: np.ndarray | None = None  # counts(None), once computed
 
     @classmethod
-    def of(cls, rows: _RowCodes, group: np.ndarray | None, n_groups: int) -> "_Cells":
+    def of(cls, rows: _RowCodes, group: np.ndarray | None, n_groups: int,
+           group_task: np.ndarray | None = None) -> "_Cells":
+        """group_task: each group's task code, when every group is of one task (e.g. by task)."""
         n_sub, per_sub = len(rows.sub_k), rows.n_reps * 4
-        if group is None:  # one group: every subgroup of the frame is present
+        if group is None:  # one group: it has every subgroup
             return cls(rows.cell, None, np.zeros(n_sub, dtype=np.int64), np.arange(n_sub), rows.n_reps)
         if n_groups * n_sub * per_sub <= max(DENSE_CELLS, len(rows.cell)):  # count densely, drop empty subgroups
             flat = group * (n_sub * per_sub) + rows.cell
             tally = np.bincount(flat, minlength=n_groups * n_sub * per_sub).reshape(-1, rows.n_reps, 4)
             kept = np.flatnonzero(tally.any((1, 2)))
             return cls(flat, kept, kept // n_sub, kept % n_sub, rows.n_reps, tally[kept])
-        fine, keys = _present(group * n_sub + rows.cell // per_sub, n_groups * n_sub)
+        if group_task is not None and rows.n_k is not None:  # many tasks: a group's subgroups are its k slots
+            width = rows.n_k * per_sub  # cell = task · width + (k slot · R + repeat) · 4 + transition
+            if n_groups * width <= max(DENSE_CELLS, len(rows.cell)):
+                flat = group * width + rows.cell % width
+                tally = np.bincount(flat, minlength=n_groups * width).reshape(-1, rows.n_reps, 4)
+                kept = np.flatnonzero(tally.any((1, 2)))
+                group_of, k_slot = np.divmod(kept, rows.n_k)
+                return cls(flat, kept, group_of, group_task[group_of] * rows.n_k + k_slot, rows.n_reps, tally[kept])
+        fine, keys = _present(group * n_sub + rows.cell // per_sub, n_groups * n_sub)  # int64
         return cls(fine * per_sub + rows.cell % per_sub, None, keys // n_sub, keys % n_sub, rows.n_reps)
 
     def counts(self, mask: np.ndarray | None) -> np.ndarray:
@@ -257,6 +289,14 @@ class _Cells:
         n_fine = len(self.group) if self.kept is None else int(self.kept[-1]) + 1 if len(self.kept) else 0
         counts = np.bincount(flat, minlength=n_fine * n_cells)[: n_fine * n_cells].reshape(n_fine, self.n_reps, 4)
         return counts if self.kept is None else counts[self.kept]
+
+
+def _group_tasks(rows: _RowCodes, labels: pd.DataFrame) -> np.ndarray | None:
+    """Each group's task code (the grouping includes task), or None where labels do not say it."""
+    if rows.task_code is None:
+        return None
+    codes = [rows.task_code.get(name, -1) for name in labels["task"]]
+    return None if -1 in codes else np.asarray(codes, dtype=np.int64)
 
 
 def _group_sum(values: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:

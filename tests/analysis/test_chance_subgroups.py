@@ -131,9 +131,12 @@ def reference(paired: pd.DataFrame, by: list[str]) -> pd.DataFrame:
 
 
 @pytest.mark.parametrize("dense", [True, False])
-def test_random_tables_match_the_rule_written_out(pair, monkeypatch, dense):
+@pytest.mark.parametrize("compact", [True, False])
+def test_random_tables_match_the_rule_written_out(pair, monkeypatch, dense, compact):
     if not dense:  # code only the subgroups present (what many tasks × categories take)
         monkeypatch.setattr(transitions, "DENSE_CELLS", 0)
+    if compact:  # number the (task, k) subgroups present (what many tasks × large k take)
+        monkeypatch.setattr(transitions, "SMALL_SPAN", 0)
     rng = np.random.default_rng(3)
     blocks = []
     for task in ["t0", "t1", "t2", "t3", "t4"]:
@@ -144,6 +147,9 @@ def test_random_tables_match_the_rule_written_out(pair, monkeypatch, dense):
                            "before": (rng.uniform(size=n) < skill).tolist(),
                            "after": (rng.uniform(size=n) < skill * 0.8).tolist()})
     paired = pair_records(*pair(blocks)).frame
+    if not dense and not compact:  # by task: too many cells for (task, (task, k)), few enough for (task, k)
+        n_k = int(paired["n_choices"].max()) + 1
+        assert 5 * n_k * 4 <= len(paired) < 5 * (5 * n_k) * 4
     for by in ([], ["task"], ["category"], ["task", "category"]):
         ours = transition_summary(paired, by, n_bootstrap=0)
         ours = ours.set_index(ours[by].astype(str).agg("|".join, axis=1) if by else pd.Index(["all"])).sort_index()
