@@ -7,8 +7,9 @@ load a model.
 Checkpoint order for `heatmap` and `report` (RESULTS hold several checkpoints):
 `--order NAME,NAME,...` (full names or the short names the figures show), or
 `--manifest RUN` (the run's training order); by default the order in which
-the RESULTS arguments are given, and within one argument the checkpoint names
-in natural order ("step-9" before "step-10").
+the RESULTS arguments are given, and within one argument holding several
+checkpoints the order `compare`/`sequence` recorded there (checkpoint_order).
+It is never guessed: without one, the command fails and says to give --order.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from .cli import (
 ResultsArg = Annotated[list[Path], typer.Argument(help="Results directories or records files (from eval/compare/demo).")]
 OrderOpt = Annotated[Optional[str], typer.Option(
     help="Checkpoint order: NAME1,NAME2,... (full or short names). Default: the manifest's order with --manifest, "
-         "else the order of the RESULTS arguments, and within one argument the names in natural order.")]
+         "else the order of the RESULTS arguments, and within one argument the order compare/sequence recorded "
+         "there (none recorded: an error, never a guess).")]
 ManifestOpt = Annotated[Optional[Path], typer.Option(help="A training run's manifest.json (or its directory): its order.")]
 IdenticalOpt = Annotated[bool, typer.Option(help="Keep only items identical at every checkpoint.")]
 BootOpt = Annotated[int, typer.Option(help="Bootstrap resamples for the 95% CIs.")]
@@ -63,13 +65,15 @@ def sequence(
 ) -> None:
     """Follow every item through a sequence of checkpoints: trajectories, forgetting events, first learned.
 
-    With --manifest or --order, CHECKPOINTS are stored results (e.g. a sweep's `results/`), ordered as
-    `report` orders them; nothing is evaluated.
+    With --manifest or --order, or without --task when every CHECKPOINT is stored results (e.g. a
+    sweep's `results/`), they are ordered as `report` orders them; nothing is evaluated.
     """
-    from .analysis.sequence import SequenceError
+    from .analysis.sequence import SequenceError, is_manifest
+    from .compare import is_records_path
 
+    stored = not task and all(is_records_path(a) and not is_manifest(a) for a in checkpoints)
     try:
-        if manifest is not None or order:
+        if manifest is not None or order or stored:  # stored results: ordered as `report` orders them
             if task:
                 raise SequenceError("--manifest/--order read stored results; evaluate with --task without them")
             seq, _ = load_sequence([Path(a) for a in checkpoints], order, manifest, lean=True, metric=metric,
@@ -96,7 +100,7 @@ def sequence(
 def _evaluate_sequence(checkpoints, task, output, metric, identical_only, n_bootstrap, seed, settings, task_options):
     """Evaluate (through the cache) every checkpoint, a manifest standing for its checkpoints."""
     from .analysis.sequence import RunManifest, checkpoint_sequence, is_manifest
-    from .compare import records_for
+    from .compare import is_records_path, record_evaluated_order, records_for
     from .report.progress import ProgressBars
     from .schema import ANALYSIS_COLUMNS
 
@@ -111,6 +115,8 @@ def _evaluate_sequence(checkpoints, task, output, metric, identical_only, n_boot
         # stored records: only what the figures need (a model side is evaluated and returned whole)
         frames = [records_for(arg, tasks, output, settings, name=name, progress=progress, columns=ANALYSIS_COLUMNS)
                   for arg, name in sides]
+    if not all(is_records_path(arg) for arg, _ in sides):  # models were evaluated into output: keep their order
+        record_evaluated_order(output, frames)
     return checkpoint_sequence(frames, metric=metric, identical_only=identical_only, n_bootstrap=n_bootstrap,
                                seed=seed)
 
@@ -226,13 +232,16 @@ def load_sequence(results: list[Path], order: str | None = None, manifest: Path 
 
     extra = [c for c in ["model_fingerprint"] + (extra_columns or []) if c not in ANALYSIS_COLUMNS]
     columns = ANALYSIS_COLUMNS + list(dict.fromkeys(extra)) if lean else None
-    frames, names, overlap = [], [], False
+    frames, names, overlap, per_path = [], [], False, []
     for path in results:
         frame = load_records([path], columns=columns)
         own = sorted({str(n) for n in pd.unique(frame["checkpoint"])}, key=_natural)  # categorical: no 10M strings
         overlap |= any(n in names for n in own)
         frames.append(frame)
         names += [n for n in own if n not in names]
+        per_path.append((path, own))
+    if manifest is None and not order:
+        names = _given_order(per_path)
     records = _concat_keeping_categories(frames) if len(frames) > 1 else frames[0]
     records["checkpoint"] = _as_text_categories(records["checkpoint"])
     if overlap:  # the same checkpoint in two arguments: its rows once
@@ -272,6 +281,32 @@ def load_sequence(results: list[Path], order: str | None = None, manifest: Path 
                                 f"{', '.join(names)}")
         names = [aliases[n] for n in wanted]
     return checkpoint_sequence(records, names, **options), records
+
+
+def _given_order(per_path: list) -> list[str]:
+    """Checkpoint names in the order given: the arguments' order and, inside one argument holding
+    several checkpoints, the order recorded there by compare/sequence (checkpoint_order); never guessed."""
+    from .analysis.sequence import SequenceError
+    from .checkpoint_order import OrderError, known_order, recorded_orders, results_root
+
+    names: list[str] = []
+    ordered = []
+    for path, own in per_path:
+        if len(own) > 1:
+            orders = recorded_orders(results_root(path))  # an unreadable order file: its own one-line error
+            try:
+                own = known_order(own, orders)
+            except OrderError as exc:
+                raise SequenceError(
+                    f"{path} holds checkpoints {', '.join(own)} and their order is not known ({exc}); give it "
+                    "with --order NAME1,NAME2,... (or --manifest RUN for a training run's order)") from None
+        names += [n for n in own if n not in names]
+        ordered.append((path, own))
+    for path, own in ordered:
+        if [n for n in names if n in own] != own:
+            raise SequenceError(f"the arguments order checkpoints {', '.join(own)} ({path}) differently; give the "
+                                "order with --order NAME1,NAME2,...")
+    return names
 
 
 def _as_text_categories(column):

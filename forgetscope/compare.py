@@ -80,6 +80,14 @@ def records_for(
     return evaluate(Checkpoint(arg, name=name or arg), tasks, output_dir, settings, progress=progress)
 
 
+def record_evaluated_order(output_dir: Path | str, sides: Sequence[pd.DataFrame]) -> None:
+    """Record in output_dir the order the sides were given in (by their checkpoint names), so that
+    `report`/`heatmap` read it instead of guessing (checkpoint_order)."""
+    from .checkpoint_order import record_order
+
+    record_order(output_dir, [str(side["checkpoint"].iloc[0]) for side in sides if len(side)])
+
+
 def compare_checkpoints(
     before: str,
     after: str,
@@ -109,6 +117,8 @@ def compare_checkpoints(
                              margins=margin_metric)
     rec_after = records_for(after, tasks, output_dir, settings, progress=progress, columns=columns,
                             margins=margin_metric)
+    if not (is_records_path(before) and is_records_path(after)):  # a model was evaluated into output_dir
+        record_evaluated_order(output_dir, [rec_before, rec_after])
     comparison = compare_records(rec_before, rec_after, metric=metric, identical_only=identical_only,
                                  n_bootstrap=n_bootstrap, seed=seed, flip_tolerance=flip_tolerance)
     return comparison, rec_before, rec_after

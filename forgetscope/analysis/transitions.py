@@ -27,9 +27,12 @@ is compared. With one repeat they are rng.multinomial(N, [p00, p01, p10, p11]);
 with repeats, each figure is drawn from its own item types (share of repeats
 1→0, resp. 0→1), which is the same marginal distribution with fewer draws.
 
+Chance terms and ceilings of every row are sums over its (task, k) subgroups
+(see `chance`): tasks are never pooled, even in the overall row.
+
 Everything is vectorised: rows become integer codes, counts come from one
-np.bincount over (group, repeat, k, transition), and only the groups (not the
-items) are looped over, for the bootstrap.
+np.bincount over (group, task, k, repeat, transition), and only the groups
+(not the items) are looped over, for the bootstrap.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ import numpy as np
 import pandas as pd
 
 from . import _codes
-from .chance import chance_terms
+from .chance import subgroup_chance_terms
 from .pairing import PairedItems, pair_records
 from .stability import DEFAULT_FLIP_TOLERANCE, UNSTABLE_COLUMNS, mark_unstable
 from .stats import bootstrap_draws, bootstrap_means, group_rng, mcnemar_p, percentile_interval, repeat_mean_std
@@ -63,6 +66,11 @@ ALL_REPEATS_COLUMNS = [f"{c}_all_repeats" for c in COUNT_COLUMNS]
 SUMMARY_COLUMNS = (
     HEADLINE_COLUMNS + CI_COLUMNS + ["n_repeats"] + [f"{f}_std" for f in RATE_FIGURES] + ALL_REPEATS_COLUMNS
 )
+#: A grouping is counted in one dense array of (group, task, k, repeat, transition) cells up to this
+#: many cells (or one per row), else only its subgroups present are coded.
+DENSE_CELLS = 1 << 22
+#: Up to this many (task, k) subgroups (present or not) are coded without compaction.
+SMALL_SPAN = 1 << 16
 #: transition_items kinds and their code (2 · before + after).
 KINDS = {"0to0": 0, "0to1": 1, "1to0": 2, "1to1": 3}
 
@@ -85,13 +93,19 @@ def transition_summary(
 
 @dataclass
 class _RowCodes:
-    """Integer codes of the rows of one paired frame, shared by all its groupings."""
+    """Integer codes of the rows of one paired frame, shared by all its groupings.
 
-    cell: np.ndarray  # per row: (repeat slot · K + k) · 4 + transition
+    Rows are counted per (task, k) subgroup: the chance terms of any row of a
+    table (task, category, overall) are sums over such subgroups (see `chance`).
+    """
+
+    cell: np.ndarray  # per row: (subgroup · R + repeat slot) · 4 + transition
     n_reps: int  # repeat slots R
-    k_values: np.ndarray  # n_choices of each k slot (K of them)
-    once: np.ndarray | None  # per row: its task ran a single repeat (only when R > 1)
+    sub_k: np.ndarray  # n_choices of each (task, k) subgroup (S of them; an empty one counts zero)
+    sub_once: np.ndarray | None  # per subgroup: its task ran a single repeat (only when R > 1)
     items: "_ItemTypes | None"  # per item, when some item has several rows (repeats)
+    n_k: int | None  # k slots K when subgroup = task · K + k slot (None: subgroups numbered as found)
+    task_code: dict[str, int] | None  # task label (as groups show it) -> task code, when one-to-one
 
     @classmethod
     def of(cls, frame: pd.DataFrame) -> "_RowCodes":
@@ -100,14 +114,50 @@ class _RowCodes:
         rep, rep_values = _slots(frame["repeat"].to_numpy())
         k, k_values = _slots(frame["n_choices"].to_numpy(), zero_based=True)
         n_reps, n_k = len(rep_values), len(k_values)
-        cell = k * 4 + transition if n_reps == 1 else (rep * (n_k * 4) + k * 4) + transition
-        once = None
+        task, names = _task_codes(frame["task"])
+        n_tasks = len(names)
+        # int32 codes when they fit: half the memory of the one array kept per row
+        small = n_tasks * n_k < 2**31 and len(frame) < 2**31 // max(n_reps * 4, 1)
+        key = task.astype(np.int32 if small else np.int64)
+        ran = None
         if n_reps > 1:  # tasks run once are deterministic: they count in every repeat
-            task, _ = _codes.factorize(frame["task"], sort=False)
-            ran = np.zeros((int(task.max()) + 1, n_reps), dtype=bool)
+            ran = np.zeros((n_tasks, n_reps), dtype=bool)
             ran[task, rep] = True
-            once = (ran.sum(1) == 1)[task]
-        return cls(cell, n_reps, k_values, once, _ItemTypes.of(_item_codes(frame), transition))
+        del task
+        key *= n_k
+        np.add(key, k, out=key, casting="unsafe")  # k is a slot code below n_k: no overflow
+        # per row: its (task, k) subgroup; a few empty ones cost less than a lookup per row
+        span = n_tasks * n_k
+        cell, sub_keys = (key, np.arange(span)) if span <= SMALL_SPAN else _present(key, span)
+        del key
+        sub_task, sub_k = np.divmod(sub_keys, n_k)
+        cell *= n_reps * 4
+        if n_reps > 1:
+            np.add(cell, rep * 4, out=cell, casting="unsafe")
+        cell += transition
+        sub_once = None if ran is None else (ran.sum(1) == 1)[sub_task]
+        task_code = {name: code for code, name in enumerate(names)}
+        return cls(cell, n_reps, k_values[sub_k], sub_once, _ItemTypes.of(_item_codes(frame), transition),
+                   n_k if span <= SMALL_SPAN else None, task_code if len(task_code) == n_tasks else None)
+
+
+def _task_codes(task: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Task code per row and the label of each code as `_groups` writes it ("" for a missing task)."""
+    codes, uniques = _codes.factorize(task, sort=False)
+    names = [str(u) for u in uniques]
+    if len(codes) and codes.min() < 0:
+        return codes.astype(np.int64) + 1, [""] + names
+    return codes, names
+
+
+def _present(codes: np.ndarray, span: int) -> tuple[np.ndarray, np.ndarray]:
+    """Codes 0..n-1 of the values present in `codes` (all in 0..span-1), and those values (sorted)."""
+    if span <= max(4 * len(codes), 1 << 22):
+        seen = np.bincount(codes, minlength=span) > 0
+        keys = np.flatnonzero(seen)
+        return (codes if len(keys) == span else (np.cumsum(seen) - 1).astype(codes.dtype)[codes]), keys
+    keys, inverse = np.unique(codes, return_inverse=True)
+    return inverse.reshape(-1).astype(codes.dtype, copy=False), keys
 
 
 @dataclass
@@ -156,23 +206,21 @@ def _slots(values: np.ndarray, *, zero_based: bool = False) -> tuple[np.ndarray,
 
 def _summarize(frame: pd.DataFrame, rows: _RowCodes, by: list[str], n_bootstrap: int, seed: int) -> pd.DataFrame:
     group, labels = _groups(frame, by)
-    n_groups, n_cells = len(labels), rows.n_reps * len(rows.k_values) * 4
-    flat = rows.cell if group is None else group * n_cells + rows.cell
-    shape = (n_groups, rows.n_reps, len(rows.k_values), 4)
-    counts = np.bincount(flat, minlength=math.prod(shape)).reshape(shape)
-    raw_counts = counts
-    present = np.ones((n_groups, 1), dtype=bool)
+    n_groups = len(labels)
+    cells = _Cells.of(rows, group, n_groups, _group_tasks(rows, labels) if "task" in by else None)
+    raw_counts = cells.counts(None)  # (F, R, 4): per (group, task, k) subgroup present
+    counts, present = raw_counts, np.ones((n_groups, 1), dtype=bool)
     if rows.n_reps > 1:
-        counts, present = _spread_once(counts, flat[rows.once], shape)
+        counts, present = _spread_once(raw_counts, rows.sub_once[cells.sub], cells.group, n_groups)
 
-    per_repeat = _figures(counts, rows.k_values)
+    per_repeat = _figures(counts, rows.sub_k[cells.sub], cells.group, n_groups)
     out = {}
     for name in RATE_FIGURES + COUNT_COLUMNS:
         out[name], out[f"{name}_std"] = repeat_mean_std(per_repeat[name], present)
     p_values = mcnemar_p(per_repeat["n_01"], per_repeat["n_10"])
     out["mcnemar_p"] = np.where(present, p_values, -np.inf).max(1)
     out["n_repeats"] = present.sum(1)
-    items = _item_patterns(rows, group, n_groups, raw_counts)
+    items = _item_patterns(rows, group, n_groups, _group_sum(raw_counts, cells.group, n_groups))
     out["n"] = items["n"]
     for column, values in zip(ALL_REPEATS_COLUMNS, items["all_repeats"].T):
         out[column] = values
@@ -180,19 +228,82 @@ def _summarize(frame: pd.DataFrame, rows: _RowCodes, by: list[str], n_bootstrap:
 
     columns = list(SUMMARY_COLUMNS)
     if "unstable" in frame.columns:  # flips a numeric-noise-sized margin could cause (analysis.stability)
-        unstable = frame["unstable"].to_numpy(dtype=bool)
-        counts_u = np.bincount(flat[unstable], minlength=math.prod(shape)).reshape(shape)
+        counts_u = cells.counts(frame["unstable"].to_numpy(dtype=bool))
         if rows.n_reps > 1:  # single-repeat tasks count in every repeat, exactly as for n_10
-            once_u = np.bincount(flat[unstable & rows.once], minlength=math.prod(shape)).reshape(shape)
-            counts_u = _with_once(counts_u, once_u, present)
+            counts_u = _with_once(counts_u, rows.sub_once[cells.sub], present[cells.group])
+        counts_u = _group_sum(counts_u, cells.group, n_groups)
         for name, transition in zip(UNSTABLE_COLUMNS, (2, 1)):  # 2 = 1→0, 1 = 0→1
-            out[name], _ = repeat_mean_std(counts_u[..., transition].sum(2), present)
+            out[name], _ = repeat_mean_std(counts_u[..., transition], present)
         columns += UNSTABLE_COLUMNS
     single = bool((out["n_repeats"] == 1).all())
     for name in COUNT_COLUMNS + [c for c in UNSTABLE_COLUMNS if c in out]:  # whole unless averaged over repeats
         out[name] = np.rint(out[name]).astype(np.int64) if single else out[name]
     table = pd.DataFrame({name: out[name] for name in columns})
     return pd.concat([labels, table], axis=1)
+
+
+@dataclass
+class _Cells:
+    """The rows of one grouping, coded by (group, task, k) subgroup, repeat and transition.
+
+    Only the subgroups present are kept (F of them): a table by task of many
+    tasks never holds tasks × tasks × k cells per repeat.
+    """
+
+    flat: np.ndarray  # per row: (subgroup · R + repeat slot) · 4 + transition
+    kept: np.ndarray | None  # subgroups of `flat` present (None: all of them)
+    group: np.ndarray  # per subgroup present: its group
+    sub: np.ndarray  # per subgroup present: its (task, k) subgroup in _RowCodes
+    n_reps: int
+    all_rows: np.ndarray | None = None  # counts(None), once computed
+
+    @classmethod
+    def of(cls, rows: _RowCodes, group: np.ndarray | None, n_groups: int,
+           group_task: np.ndarray | None = None) -> "_Cells":
+        """group_task: each group's task code, when every group is of one task (e.g. by task)."""
+        n_sub, per_sub = len(rows.sub_k), rows.n_reps * 4
+        if group is None:  # one group: it has every subgroup
+            return cls(rows.cell, None, np.zeros(n_sub, dtype=np.int64), np.arange(n_sub), rows.n_reps)
+        if n_groups * n_sub * per_sub <= max(DENSE_CELLS, len(rows.cell)):  # count densely, drop empty subgroups
+            flat = group * (n_sub * per_sub) + rows.cell
+            tally = np.bincount(flat, minlength=n_groups * n_sub * per_sub).reshape(-1, rows.n_reps, 4)
+            kept = np.flatnonzero(tally.any((1, 2)))
+            return cls(flat, kept, kept // n_sub, kept % n_sub, rows.n_reps, tally[kept])
+        if group_task is not None and rows.n_k is not None:  # many tasks: a group's subgroups are its k slots
+            width = rows.n_k * per_sub  # cell = task · width + (k slot · R + repeat) · 4 + transition
+            if n_groups * width <= max(DENSE_CELLS, len(rows.cell)):
+                flat = group * width + rows.cell % width
+                tally = np.bincount(flat, minlength=n_groups * width).reshape(-1, rows.n_reps, 4)
+                kept = np.flatnonzero(tally.any((1, 2)))
+                group_of, k_slot = np.divmod(kept, rows.n_k)
+                return cls(flat, kept, group_of, group_task[group_of] * rows.n_k + k_slot, rows.n_reps, tally[kept])
+        fine, keys = _present(group * n_sub + rows.cell // per_sub, n_groups * n_sub)  # int64
+        return cls(fine * per_sub + rows.cell % per_sub, None, keys // n_sub, keys % n_sub, rows.n_reps)
+
+    def counts(self, mask: np.ndarray | None) -> np.ndarray:
+        """(F, R, 4) counts of the rows (those of `mask` only, if given), per subgroup present."""
+        if mask is None and self.all_rows is not None:
+            return self.all_rows
+        flat = self.flat if mask is None else self.flat[mask]
+        n_cells = self.n_reps * 4
+        n_fine = len(self.group) if self.kept is None else int(self.kept[-1]) + 1 if len(self.kept) else 0
+        counts = np.bincount(flat, minlength=n_fine * n_cells)[: n_fine * n_cells].reshape(n_fine, self.n_reps, 4)
+        return counts if self.kept is None else counts[self.kept]
+
+
+def _group_tasks(rows: _RowCodes, labels: pd.DataFrame) -> np.ndarray | None:
+    """Each group's task code (the grouping includes task), or None where labels do not say it."""
+    if rows.task_code is None:
+        return None
+    codes = [rows.task_code.get(name, -1) for name in labels["task"]]
+    return None if -1 in codes else np.asarray(codes, dtype=np.int64)
+
+
+def _group_sum(values: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
+    """Sum the subgroups (axis 0) of each group (`group`: nondecreasing, every group present)."""
+    if len(group) == n_groups:
+        return values
+    return np.add.reduceat(values, np.searchsorted(group, np.arange(n_groups)), axis=0)
 
 
 def _groups(frame: pd.DataFrame, by: list[str]) -> tuple[np.ndarray | None, pd.DataFrame]:
@@ -248,29 +359,29 @@ def _bootstrap(types, names: list[str], n_bootstrap: int, seed: int) -> dict[str
     return dict(zip(CI_COLUMNS, (f_low, f_high, b_low, b_high)))
 
 
-def _spread_once(counts: np.ndarray, once_flat: np.ndarray, shape: tuple) -> tuple[np.ndarray, np.ndarray]:
-    """Count rows of single-repeat tasks in every repeat their group has.
+def _spread_once(counts: np.ndarray, once: np.ndarray, group: np.ndarray,
+                 n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """Count the subgroups of single-repeat tasks (`once`) in every repeat their group has.
 
-    A group made only of such tasks keeps one repeat slot. Returns the counts
-    (G, R, K, 4) and which repeats each group has (G, R).
+    counts (F, R, 4) per subgroup. A group made only of such tasks keeps one
+    repeat slot. Returns the counts and which repeats each group has (G, R).
     """
-    once_counts = np.bincount(once_flat, minlength=math.prod(shape)).reshape(shape)
-    main = counts - once_counts
-    has_main = main.sum((1, 2, 3)) > 0
-    first_slot = np.zeros(shape[:2], dtype=bool)
+    main = _group_sum(np.where(once[:, None, None], 0, counts), group, n_groups).sum(2)
+    first_slot = np.zeros_like(main, dtype=bool)
     first_slot[:, 0] = True
-    present = np.where(has_main[:, None], main.sum((2, 3)) > 0, first_slot)
-    return _with_once(counts, once_counts, present), present
+    present = np.where((main.sum(1) > 0)[:, None], main > 0, first_slot)
+    return _with_once(counts, once, present[group]), present
 
 
-def _with_once(counts: np.ndarray, once_counts: np.ndarray, present: np.ndarray) -> np.ndarray:
-    """`counts` with the single-repeat rows (`once_counts`, part of `counts`) in every present repeat."""
-    return counts - once_counts + once_counts.sum(1)[:, None] * present[:, :, None, None]
+def _with_once(counts: np.ndarray, once: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """Per subgroup (F, R, 4): a single-repeat task's counts (`once`) in every present repeat (F, R)."""
+    spread = counts.sum(1, keepdims=True) * present[:, :, None]
+    return np.where(once[:, None, None], spread, counts)
 
 
-def _figures(counts: np.ndarray, k_values: np.ndarray) -> dict[str, np.ndarray]:
-    """All figures per (group, repeat) from counts of shape (G, R, K, 4)."""
-    totals = counts.sum(2).astype(np.float64)
+def _figures(counts: np.ndarray, n_choices: np.ndarray, group: np.ndarray, n_groups: int) -> dict[str, np.ndarray]:
+    """All figures per (group, repeat) from the counts (F, R, 4) of the groups' subgroups."""
+    totals = _group_sum(counts, group, n_groups).astype(np.float64)
     n = totals.sum(-1)
     safe = np.where(n > 0, n, 1.0)
     n_00, n_01, n_10, n_11 = np.moveaxis(totals, -1, 0)
@@ -281,8 +392,8 @@ def _figures(counts: np.ndarray, k_values: np.ndarray) -> dict[str, np.ndarray]:
         "forgetting": n_10 / safe,
         "backward_transfer": n_01 / safe,
     }
-    figures.update(chance_terms(counts, k_values))
-    # Clipped once per group, after the per-k chance terms are summed.
+    figures.update(subgroup_chance_terms(counts, n_choices, group, n_groups))
+    # Clipped once per group, after the per-subgroup chance terms are summed.
     figures["forgetting_true"] = np.maximum(figures["forgetting"] - figures["forgetting_chance"], 0.0)
     figures["backward_transfer_true"] = np.maximum(
         figures["backward_transfer"] - figures["forgetting_chance"], 0.0
@@ -294,11 +405,11 @@ _ONE_ROW_TYPES = (np.array([0.0, 0.0, 1.0, 0.0]), np.array([0.0, 1.0, 0.0, 0.0])
 
 
 def _item_patterns(rows: _RowCodes, group: np.ndarray | None, n_groups: int, counts: np.ndarray) -> dict:
-    """Per group: distinct items, items with one transition in every repeat, and
+    """Per group (`counts`: (G, R, 4) per group and repeat slot): distinct items, items with one transition in every repeat, and
     bootstrap types (item counts per share of repeats 1→0, and per share 0→1)."""
     items = rows.items
     if items is None:  # one row per item: the types are the four transitions
-        per_group = counts.sum((1, 2))
+        per_group = counts.sum(1)
         return {
             "n": per_group.sum(1),
             "all_repeats": per_group,

@@ -122,7 +122,7 @@ def test_overall_and_categories_aggregate_items_not_tasks(pair):
     overall = result.overall.iloc[0]
     assert overall.n == 12
     assert overall.forgetting == pytest.approx(5 / 12)  # not the mean of tasks, 1/4
-    # k subgroups across tasks: k=2 (w=10/12, a_pre=1, a_post=1/2), k=4 (w=2/12, a=1, 1)
+    # (task, k) subgroups: (big, 2) (w=10/12, a_pre=1, a_post=1/2), (small, 4) (w=2/12, a=1, 1)
     assert overall.forgetting_chance == 0.0
     assert overall.forgetting_max == pytest.approx(1.0)
     assert overall.backward_transfer_max == pytest.approx(10 / 12 * 0.0 + 2 / 12 * 1.0)

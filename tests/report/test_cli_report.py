@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from forgetscope.checkpoint_order import record_order
 from forgetscope.cli import app
 from forgetscope.store import save_records
 
@@ -24,11 +25,13 @@ def invoke(*args):
 
 @pytest.fixture
 def results(tmp_path):
-    """A results directory holding the three hand-made checkpoints, one records file each."""
+    """A results directory holding the three hand-made checkpoints, one records file each, and their
+    order (as `sequence` records it)."""
     records = make_records()
     root = tmp_path / "results"
     for number, name in enumerate(CHECKPOINTS):
         save_records(records[records.checkpoint == name], root / "records" / f"fp{number}" / "records.parquet")
+    record_order(root, CHECKPOINTS)
     return root
 
 
