@@ -19,7 +19,8 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 from .backends.base import Backend, GenerationRequest, LoglikelihoodRequest, Tokenization
-from .fingerprint import model_fingerprint
+from .backends.weights import refuse_pickle
+from .fingerprint import model_fingerprint, resolve_model_dir
 from .schema import SCHEMA, to_table
 from .store import RunDir
 from .tasks.base import Item, Task, stable_hash
@@ -63,6 +64,9 @@ class EvalSettings:
     max_model_len: int | None = None
     #: vLLM: GPUs the model is sharded over (not a scoring setting)
     tensor_parallel_size: int = 1
+    #: load weights that exist only as pickle (pytorch_model.bin), with torch.load(weights_only=True);
+    #: off: such a model is refused (pickle can run code). Not a scoring setting.
+    allow_pickle: bool = False
 
     def scoring_key(self) -> dict:
         return {
@@ -119,6 +123,9 @@ def evaluate(
     if settings.gguf_file and not ckpt.gguf_file:
         ckpt.gguf_file = settings.gguf_file
     model_fp = ckpt.resolve_fingerprint()
+    if backend is None and not ckpt.gguf_file:  # before anything is scored or shown (see backends/weights.py)
+        refuse_pickle(ckpt.model if Path(ckpt.model).exists() else resolve_model_dir(ckpt.model),
+                      settings.allow_pickle)
     frames = []
     lazy = _LazyBackend(ckpt, settings, backend)
     for task in tasks:
@@ -142,7 +149,7 @@ class _LazyBackend:
             self._backend = create_backend(
                 s.backend, self.ckpt.model, dtype=s.dtype, device=s.device, batch_size=s.batch_size,
                 max_length=s.max_length, gguf_file=self.ckpt.gguf_file,
-                trust_remote_code=s.trust_remote_code, threads=s.threads,
+                trust_remote_code=s.trust_remote_code, threads=s.threads, allow_pickle=s.allow_pickle,
                 **({"gpu_memory_utilization": s.gpu_memory_utilization, "max_model_len": s.max_model_len,
                     "tensor_parallel_size": s.tensor_parallel_size, "seed": s.seed} if s.backend == "vllm" else {}),
             )

@@ -72,7 +72,7 @@ def _load_model(path: Path) -> "PreTrainedModel":
     import torch
     from transformers import AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
+    return AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32, use_safetensors=True)
 
 
 def stage_data(prepared: Prepared) -> StageData:
