@@ -16,7 +16,8 @@ not read (see `legacy_state_path`).
 A checkpoint is written to a temporary directory and renamed, then its state
 file, then the stage record (atomically); the record is the commit point, so
 a kill at any moment leaves either a listed, complete checkpoint or nothing
-that counts. The HF directory holds nothing but the model and tokenizer, so
+that counts. The temporaries a kill leaves (`.NAME.PID@HOST.tmp`) are removed
+when the stage next trains, once their process is gone. The HF directory holds nothing but the model and tokenizer, so
 `AutoModelForCausalLM.from_pretrained` and `forgetscope eval` load it as is.
 
 The run manifest (`<run_dir>/manifest.json`, format `forgetscope-run-manifest`
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from forgetscope.store import atomic_write_text
+from forgetscope.tempfiles import remove_stale, temp_sibling
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -54,7 +56,7 @@ def checkpoint_name(stage: str, step: int) -> str:
 def save_model_dir(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", target: Path) -> Path:
     """save_pretrained (safetensors) + tokenizer into `target`, atomically (temp dir, then rename)."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+    tmp = temp_sibling(target)
     if tmp.exists():
         shutil.rmtree(tmp)
     model.save_pretrained(str(tmp), safe_serialization=True)
@@ -81,7 +83,7 @@ def save_state(state: dict, path: Path) -> None:
     tensors: dict[str, Any] = {}
     skeleton = _encode(state, tensors)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    tmp = temp_sibling(path)
     metadata = {"format": STATE_FORMAT, "version": STATE_VERSION, "state": json.dumps(skeleton)}
     save_file(tensors, str(tmp), metadata=metadata)
     os.replace(tmp, path)
@@ -192,6 +194,10 @@ class StageRecord:
         file is easy to plant. The runner refuses to resume from it (see runner.py).
         """
         return self.home / "state" / f"{checkpoint_dirname(self.stage, step)}.pt"
+
+    def remove_stale_temps(self) -> list[Path]:
+        """Temporary checkpoint directories and state files of killed runs (never a live writer's)."""
+        return remove_stale(self.home / "checkpoints") + remove_stale(self.home / "state")
 
     def drop_old_states(self, keep_step: int) -> None:
         """Only the newest state file is needed to resume; earlier ones (and old-format ones) are deleted."""

@@ -183,6 +183,8 @@ def _train_run(config, run_dir: Path, stage_home, tokenizer_dir, device: str, ov
             result.finished = False
             break
         resume, model = None, None
+        if dist.is_main:
+            record.remove_stale_temps()  # left by a killed run of this stage
         _refuse_legacy_state(record)
         if record.checkpoints and record.state_path(record.checkpoints[-1]["step"]).exists():
             last = record.checkpoints[-1]
