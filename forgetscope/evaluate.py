@@ -124,9 +124,8 @@ def evaluate(
     if settings.gguf_file and not ckpt.gguf_file:
         ckpt.gguf_file = settings.gguf_file
     model_fp = ckpt.resolve_fingerprint()
-    if backend is None and not ckpt.gguf_file:  # before anything is scored or shown (see backends/weights.py)
-        refuse_pickle(ckpt.model if Path(ckpt.model).exists() else resolve_model_dir(ckpt.model),
-                      settings.allow_pickle)
+    if backend is None and not ckpt.gguf_file and not settings.allow_pickle:  # before anything is scored or shown
+        refuse_pickle(ckpt.model if Path(ckpt.model).exists() else resolve_model_dir(ckpt.model), False)
     frames = []
     lazy = _LazyBackend(ckpt, settings, backend)
     for task in tasks:

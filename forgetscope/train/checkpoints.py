@@ -17,7 +17,8 @@ A checkpoint is written to a temporary directory and renamed, then its state
 file, then the stage record (atomically); the record is the commit point, so
 a kill at any moment leaves either a listed, complete checkpoint or nothing
 that counts. The temporaries a kill leaves (`.NAME.PID@HOST.tmp`) are removed
-when the stage next trains, once their process is gone. The HF directory holds nothing but the model and tokenizer, so
+when the stage next trains, once their process is gone. The HF directory
+holds nothing but the model and tokenizer, so
 `AutoModelForCausalLM.from_pretrained` and `forgetscope eval` load it as is.
 
 The run manifest (`<run_dir>/manifest.json`, format `forgetscope-run-manifest`
