@@ -44,6 +44,9 @@ TopPOpt = Annotated[float, typer.Option(help="Nucleus sampling threshold.")]
 MaxNewOpt = Annotated[Optional[int], typer.Option(help="Override each generative task's max new tokens.")]
 GGUFOpt = Annotated[Optional[str], typer.Option(help="GGUF file name inside the model directory.")]
 RemoteOpt = Annotated[bool, typer.Option(help="Allow custom model code from the hub (off by default).")]
+AllowPickleOpt = Annotated[bool, typer.Option(
+    help="Load a model whose weights exist only as pickle (pytorch_model.bin), with torch.load(weights_only=True). "
+         "Off by default: loading a pickle can run code.")]
 LimitOpt = Annotated[Optional[int], typer.Option(help="Score only the first N items of each task.")]
 FewshotOpt = Annotated[Optional[int], typer.Option("--num-fewshot", help="Few-shot examples per item.")]
 FewshotSourceOpt = Annotated[Optional[str], typer.Option(
@@ -99,7 +102,7 @@ def _load_tasks(specs: list[str], limit, num_fewshot, fewshot_source, fewshot_se
 
 def _settings(backend, device, dtype, batch_size, max_length, repeats, seed, temperature, top_p,
               max_new_tokens, gguf_file, trust_remote_code, add_special_tokens, threads,
-              gpu_memory_utilization=0.9, max_model_len=None, tensor_parallel_size=1):
+              gpu_memory_utilization=0.9, max_model_len=None, tensor_parallel_size=1, allow_pickle=False):
     from .evaluate import EvalSettings
 
     return EvalSettings(backend=backend, device=device, dtype=dtype, batch_size=batch_size, max_length=max_length,
@@ -107,7 +110,7 @@ def _settings(backend, device, dtype, batch_size, max_length, repeats, seed, tem
                         max_new_tokens=max_new_tokens, gguf_file=gguf_file, trust_remote_code=trust_remote_code,
                         add_special_tokens=add_special_tokens, threads=threads,
                         gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len,
-                        tensor_parallel_size=tensor_parallel_size)
+                        tensor_parallel_size=tensor_parallel_size, allow_pickle=allow_pickle)
 
 
 def _errors():
@@ -138,7 +141,7 @@ def eval_command(
     limit: LimitOpt = None, num_fewshot: FewshotOpt = None, fewshot_source: FewshotSourceOpt = None,
     fewshot_seed: FewshotSeedOpt = None, template: TemplateOpt = None, target_delimiter: DelimOpt = None,
     gpu_memory_utilization: GpuMemOpt = 0.9, max_model_len: MaxModelLenOpt = None,
-    tensor_parallel_size: TensorParallelOpt = 1,
+    tensor_parallel_size: TensorParallelOpt = 1, allow_pickle: AllowPickleOpt = False,
 ) -> None:
     """Score every item of the tasks and write one records row per item (cached, resumable)."""
     from .evaluate import Checkpoint, evaluate
@@ -148,7 +151,7 @@ def eval_command(
         tasks = _load_tasks(task, limit, num_fewshot, fewshot_source, fewshot_seed, template, target_delimiter)
         settings = _settings(backend, device, dtype, batch_size, max_length, repeats, seed, temperature, top_p,
                              max_new_tokens, gguf_file, trust_remote_code, add_special_tokens, threads,
-                             gpu_memory_utilization, max_model_len, tensor_parallel_size)
+                             gpu_memory_utilization, max_model_len, tensor_parallel_size, allow_pickle)
         with ProgressBars() as progress:
             records = evaluate(Checkpoint(checkpoint, name=name or checkpoint), tasks, output, settings,
                                progress=progress)
@@ -183,7 +186,7 @@ def compare(
     limit: LimitOpt = None, num_fewshot: FewshotOpt = None, fewshot_source: FewshotSourceOpt = None,
     fewshot_seed: FewshotSeedOpt = None, template: TemplateOpt = None, target_delimiter: DelimOpt = None,
     gpu_memory_utilization: GpuMemOpt = 0.9, max_model_len: MaxModelLenOpt = None,
-    tensor_parallel_size: TensorParallelOpt = 1,
+    tensor_parallel_size: TensorParallelOpt = 1, allow_pickle: AllowPickleOpt = False,
     flip_tolerance: FlipTolOpt = 1e-3,  # analysis.stability.DEFAULT_FLIP_TOLERANCE (not imported: --help stays fast)
 ) -> None:
     """Compare two checkpoints item by item: forgetting (1→0), backward transfer (0→1), chance-adjusted."""
@@ -198,7 +201,7 @@ def compare(
         tasks = _load_tasks(task, limit, num_fewshot, fewshot_source, fewshot_seed, template, target_delimiter)
         settings = _settings(backend, device, dtype, batch_size, max_length, repeats, seed, temperature, top_p,
                              max_new_tokens, gguf_file, trust_remote_code, add_special_tokens, threads,
-                             gpu_memory_utilization, max_model_len, tensor_parallel_size)
+                             gpu_memory_utilization, max_model_len, tensor_parallel_size, allow_pickle)
         with ProgressBars() as progress:
             comparison, before, after = compare_checkpoints(
                 checkpoint_a, checkpoint_b, tasks, output, settings, metric=metric,

@@ -19,7 +19,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .cli import (BackendOpt, BatchOpt, BosOpt, DelimOpt, DeviceOpt, DtypeOpt, FewshotOpt, FewshotSeedOpt,
+from .cli import (AllowPickleOpt, BackendOpt, BatchOpt, BosOpt, DelimOpt, DeviceOpt, DtypeOpt, FewshotOpt, FewshotSeedOpt,
                   FewshotSourceOpt, GGUFOpt, LimitOpt, MaxLenOpt, MaxNewOpt, OutputOpt, RemoteOpt, RepeatsOpt,
                   SeedOpt, TaskOpt, TempOpt, TemplateOpt, ThreadsOpt, TopPOpt, _errors, _fail, _load_tasks,
                   _settings, app)
@@ -52,6 +52,7 @@ def gate(
     trust_remote_code: RemoteOpt = False, add_special_tokens: BosOpt = None, threads: ThreadsOpt = None,
     limit: LimitOpt = None, num_fewshot: FewshotOpt = None, fewshot_source: FewshotSourceOpt = None,
     fewshot_seed: FewshotSeedOpt = None, template: TemplateOpt = None, target_delimiter: DelimOpt = None,
+    allow_pickle: AllowPickleOpt = False,
 ) -> None:
     """Release gate: fail (exit 1) when some task's chance-adjusted forgetting exceeds its threshold, significantly.
 
@@ -70,7 +71,8 @@ def gate(
         else:
             tasks = _load_tasks(task, limit, num_fewshot, fewshot_source, fewshot_seed, template, target_delimiter)
         settings = _settings(backend, device, dtype, batch_size, max_length, repeats, seed, temperature, top_p,
-                             max_new_tokens, gguf_file, trust_remote_code, add_special_tokens, threads)
+                             max_new_tokens, gguf_file, trust_remote_code, add_special_tokens, threads,
+                             allow_pickle=allow_pickle)
         with ProgressBars() as progress:
             # a stored side loads only what the figures need (a fraction of the memory at scale)
             before = records_for(baseline, tasks, output, settings, progress=progress, columns=ANALYSIS_COLUMNS)

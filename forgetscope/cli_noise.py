@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Optional, Sequence
 import typer
 
 from .cli import (
-    BackendOpt, BatchOpt, BosOpt, DeviceOpt, DtypeOpt, FewshotOpt, FewshotSeedOpt, FewshotSourceOpt, GGUFOpt,
+    AllowPickleOpt, BackendOpt, BatchOpt, BosOpt, DeviceOpt, DtypeOpt, FewshotOpt, FewshotSeedOpt, FewshotSourceOpt, GGUFOpt,
     GpuMemOpt, LimitOpt, MaxLenOpt, MaxModelLenOpt, MetricOpt, OutputOpt, RemoteOpt, SeedOpt, TaskOpt,
     TemplateOpt, TensorParallelOpt, ThreadsOpt, DelimOpt, _console, _errors, _fail, _load_tasks, _settings, app,
 )
@@ -96,7 +96,7 @@ def noise(
     limit: LimitOpt = None, num_fewshot: FewshotOpt = None, fewshot_source: FewshotSourceOpt = None,
     fewshot_seed: FewshotSeedOpt = None, template: TemplateOpt = None, target_delimiter: DelimOpt = None,
     gpu_memory_utilization: GpuMemOpt = 0.9, max_model_len: MaxModelLenOpt = None,
-    tensor_parallel_size: TensorParallelOpt = 1,
+    tensor_parallel_size: TensorParallelOpt = 1, allow_pickle: AllowPickleOpt = False,
 ) -> None:
     """Evaluate one checkpoint twice, changing one setting: the flip rate numeric noise alone causes."""
     from .evaluate import Checkpoint
@@ -110,7 +110,7 @@ def noise(
         tasks = _load_tasks(task, limit, num_fewshot, fewshot_source, fewshot_seed, template, target_delimiter)
         base = _settings(backend, device, dtype, batch_size, max_length, 1, seed, 0.0, 1.0, None, gguf_file,
                          trust_remote_code, add_special_tokens, threads, gpu_memory_utilization, max_model_len,
-                         tensor_parallel_size)
+                         tensor_parallel_size, allow_pickle)
         settings_a = dataclasses.replace(base, **{key: value_a})
         settings_b = dataclasses.replace(base, **{key: value_b})
         with ProgressBars() as progress:

@@ -22,7 +22,7 @@ from typing import Annotated, Optional
 import typer
 
 from .cli import (
-    BackendOpt, BatchOpt, BosOpt, DelimOpt, DeviceOpt, DtypeOpt, FewshotOpt, FewshotSeedOpt, FewshotSourceOpt,
+    AllowPickleOpt, BackendOpt, BatchOpt, BosOpt, DelimOpt, DeviceOpt, DtypeOpt, FewshotOpt, FewshotSeedOpt, FewshotSourceOpt,
     GGUFOpt, LimitOpt, MaxLenOpt, MaxNewOpt, MetricOpt, OutputOpt, RemoteOpt, RepeatsOpt, SeedOpt, TaskOpt,
     TempOpt, TemplateOpt, ThreadsOpt, TopPOpt, _console, _errors, _fail, _load_tasks, _settings, app,
 )
@@ -61,7 +61,7 @@ def sequence(
     trust_remote_code: RemoteOpt = False, add_special_tokens: BosOpt = None, threads: ThreadsOpt = None,
     limit: LimitOpt = None, num_fewshot: FewshotOpt = None, fewshot_source: FewshotSourceOpt = None,
     fewshot_seed: FewshotSeedOpt = None, template: TemplateOpt = None, target_delimiter: DelimOpt = None,
-    order: OrderOpt = None, manifest: ManifestOpt = None,
+    order: OrderOpt = None, manifest: ManifestOpt = None, allow_pickle: AllowPickleOpt = False,
 ) -> None:
     """Follow every item through a sequence of checkpoints: trajectories, forgetting events, first learned.
 
@@ -82,7 +82,7 @@ def sequence(
             seq = _evaluate_sequence(checkpoints, task, output, metric, identical_only, n_bootstrap, seed,
                                      _settings(backend, device, dtype, batch_size, max_length, repeats, seed,
                                                temperature, top_p, max_new_tokens, gguf_file, trust_remote_code,
-                                               add_special_tokens, threads),
+                                               add_special_tokens, threads, allow_pickle=allow_pickle),
                                      (limit, num_fewshot, fewshot_source, fewshot_seed, template, target_delimiter))
     except _sequence_errors() as exc:
         _fail(str(exc))

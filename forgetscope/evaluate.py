@@ -18,11 +18,13 @@ from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from .backends.base import (Backend, GenerationRequest, LoglikelihoodRequest, NonFiniteScoreError, Tokenization,
                             check_finite)
-from .fingerprint import model_fingerprint
-from .schema import SCHEMA, to_table
-from .store import RunDir
+from .backends.weights import refuse_pickle
+from .fingerprint import model_fingerprint, resolve_model_dir
+from .schema import SCHEMA, empty_table, to_table
+from .store import RUN_KEY_COLUMNS, RunDir, dedupe
 from .tasks.base import Item, Task, stable_hash
 
 
@@ -64,6 +66,9 @@ class EvalSettings:
     max_model_len: int | None = None
     #: vLLM: GPUs the model is sharded over (not a scoring setting)
     tensor_parallel_size: int = 1
+    #: load weights that exist only as pickle (pytorch_model.bin), with torch.load(weights_only=True);
+    #: off: such a model is refused (pickle can run code). Not a scoring setting.
+    allow_pickle: bool = False
 
     def scoring_key(self) -> dict:
         return {
@@ -120,6 +125,8 @@ def evaluate(
     if settings.gguf_file and not ckpt.gguf_file:
         ckpt.gguf_file = settings.gguf_file
     model_fp = ckpt.resolve_fingerprint()
+    if backend is None and not ckpt.gguf_file and not settings.allow_pickle:  # before anything is scored or shown
+        refuse_pickle(ckpt.model if Path(ckpt.model).exists() else resolve_model_dir(ckpt.model), False)
     frames = []
     lazy = _LazyBackend(ckpt, settings, backend)
     for task in tasks:
@@ -143,7 +150,7 @@ class _LazyBackend:
             self._backend = create_backend(
                 s.backend, self.ckpt.model, dtype=s.dtype, device=s.device, batch_size=s.batch_size,
                 max_length=s.max_length, gguf_file=self.ckpt.gguf_file,
-                trust_remote_code=s.trust_remote_code, threads=s.threads,
+                trust_remote_code=s.trust_remote_code, threads=s.threads, allow_pickle=s.allow_pickle,
                 **({"gpu_memory_utilization": s.gpu_memory_utilization, "max_model_len": s.max_model_len,
                     "tensor_parallel_size": s.tensor_parallel_size, "seed": s.seed} if s.backend == "vllm" else {}),
             )
@@ -161,27 +168,37 @@ def _evaluate_task(
 ) -> pd.DataFrame:
     task_fp = task.fingerprint()
     settings_hash = settings.settings_hash()
-    # Rows are reused per item (same item_id and item_hash), so the run key
-    # holds only what judges every item alike: model, task name, settings and,
-    # for generative items, the decoding/judging config.
+    # The family key holds what judges every item alike: model, task name, settings and, for
+    # generative items, the decoding/judging config. Rows are valid across a family per item
+    # (same item_id and item_hash). The run key adds the task's content, so two different
+    # tasks that share a name (a/quiz.jsonl, b/quiz.jsonl) never share, or replace, rows.
     judging = task.generation.to_dict() if any(i.kind == "generate" for i in task.items) else None
-    run_key = stable_hash({"model": model_fp, "task": task.name, "settings": settings_hash, "judging": judging}, n=32)
+    family = stable_hash({"model": model_fp, "task": task.name, "settings": settings_hash, "judging": judging}, n=32)
+    run_key = stable_hash({"family": family, "task_fingerprint": task_fp}, n=32)
     run = RunDir.for_run(root, model_fp, task.name, run_key)
     current = {item.item_id: item.item_hash for item in task.items}
+    repeats = range(max(1, settings.repeats))
     done = run.read(valid=current)
     done_keys = set(zip(done.column("item_id").to_pylist(), done.column("repeat").to_pylist()))
-    repeats = range(max(1, settings.repeats))
     todo = [item for item in task.items if any((item.item_id, r) not in done_keys for r in repeats)]
-    total = len(task.items)
-    if progress:
-        progress(task.name, total - len(todo), total)
+    relatives = [r for r in run.siblings() if _family_of(r) == family] if todo else []
+    # rows of the same items from another content of this task (a --limit, an edit, an older layout)
+    borrowed = _borrow(relatives, current, len(repeats), done_keys, task_fp) if todo else empty_table()
     if todo:
         run.write_meta({
             "checkpoint": ckpt.name, "model": ckpt.model, "model_fingerprint": model_fp,
             "gguf_file": ckpt.gguf_file, "task": task.name, "task_fingerprint": task_fp,
-            "task_source": task.source, "n_items": total, "settings": asdict(settings),
-            "settings_hash": settings_hash, "run_key": run_key, "started": time.time(),
+            "task_source": task.source, "n_items": len(task.items), "settings": asdict(settings),
+            "settings_hash": settings_hash, "run_key": run_key, "family_key": family, "started": time.time(),
         })
+    if borrowed.num_rows:
+        run.append(borrowed)
+        done_keys |= set(zip(borrowed.column("item_id").to_pylist(), borrowed.column("repeat").to_pylist()))
+        todo = [item for item in task.items if any((item.item_id, r) not in done_keys for r in repeats)]
+    total = len(task.items)
+    if progress:
+        progress(task.name, total - len(todo), total)
+    if todo:
         backend = lazy.get()
         context = _RowContext(ckpt.name, model_fp, task, task_fp, settings_hash, settings, backend)
         # a backend that batches by itself (vLLM) may ask for bigger calls than chunk_size
@@ -192,10 +209,38 @@ def _evaluate_task(
             run.append(to_table(rows))
             if progress:
                 progress(task.name, total - len(todo) + start + len(chunk), total)
-    frame = run.finalize(valid=current, checkpoint=ckpt.name).to_pandas()
+    final = run.finalize(valid=current, checkpoint=ckpt.name)
+    for relative in relatives:
+        if "family_key" not in relative.read_meta():  # the layout before run keys held task contents
+            relative.remove_if_within(final)  # only once every row of it lives on here
+    frame = final.to_pandas()
     # rows of items not in this task (e.g. beyond --limit) stay on disk but are not returned
     frame = frame[frame["item_id"].isin(current.keys()) & (frame["repeat"] < len(repeats))]
     return frame.assign(task_fingerprint=task_fp).reset_index(drop=True)
+
+
+def _family_of(run: RunDir) -> str | None:
+    """A run directory's family key; a directory written before run keys held task contents has
+    its family key as its run key (the same hash)."""
+    meta = run.read_meta()
+    return meta.get("family_key", meta.get("run_key"))
+
+
+def _borrow(relatives: list[RunDir], current: dict[str, str], n_repeats: int, done: set, task_fp: str) -> "pa.Table":
+    """Rows of these items (same item_id and item_hash, repeat < n_repeats, not yet done) from run
+    directories of the same family, marked as rows of this task content."""
+    found = []
+    for relative in relatives:
+        table = relative.read(valid=current)
+        ids, repeats = table.column("item_id").to_pylist(), table.column("repeat").to_pylist()
+        keep = [i in current and r < n_repeats and (i, r) not in done for i, r in zip(ids, repeats)]
+        if any(keep):
+            found.append(table.filter(pa.array(keep)))
+    if not found:
+        return empty_table()
+    table = dedupe(pa.concat_tables(found), RUN_KEY_COLUMNS)
+    index = table.schema.get_field_index("task_fingerprint")
+    return table.set_column(index, "task_fingerprint", pa.array([task_fp] * table.num_rows, pa.string()))
 
 
 class _RowContext:

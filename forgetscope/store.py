@@ -3,16 +3,21 @@
 Layout::
 
     RESULTS/records/<model fingerprint>/<task>-<run key>/
-        meta.json             who, what and how (fingerprints, settings)
-        part-000000.parquet   rows written as they are scored (a killed run keeps them)
-        records.parquet       all rows, once the run finished (parts are then removed)
+        meta.json                  who, what and how (fingerprints, settings)
+        part-000000-<id>.parquet   rows written as they are scored (a killed run keeps them)
+        records.parquet            all rows, once the run finished (parts are then removed)
+        .lock                      held while parts are merged into records.parquet
 
-A run key hashes (model fingerprint, task name, settings), so the same
-evaluation finds its rows again and scores only the items that are missing or
-whose item_hash changed (a stale row is replaced, never compared). The
-directory depends on the weights, not the path: a copied checkpoint reuses it. Every
-file is written to a temporary name and renamed, so a kill never leaves a
-half-written file that a later run would trust.
+A run key hashes (model fingerprint, task name, task content, settings), so
+the same evaluation finds its rows again, and two different tasks that share a
+name (`a/quiz.jsonl`, `b/quiz.jsonl`) never share a directory. The directory
+depends on the weights, not the path: a copied checkpoint reuses it. Every
+file is written to a temporary name (`tempfiles.temp_sibling`) and renamed, so
+a kill never leaves a half-written file that a later run would trust; the
+next finalisation of that directory removes the temporaries of dead writers.
+Writers of one directory never overwrite each other's parts (each part has its
+own name), and merging them into records.parquet holds the directory's lock,
+so concurrent runs on one output keep every row.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable
@@ -31,9 +38,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .schema import COLUMNS, KEY_COLUMNS, SCHEMA, SchemaError, conform, conform_columns, empty_table
+from .tempfiles import remove_stale, temp_sibling
 
 RECORDS_FILE = "records.parquet"
 META_FILE = "meta.json"
+LOCK_FILE = ".lock"
+#: how long a finalisation waits for another process's before giving up (it takes seconds)
+LOCK_TIMEOUT_SECONDS = 600
 
 
 class StoreError(ValueError):
@@ -48,7 +59,7 @@ def slug(text: str, limit: int = 48) -> str:
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = temp_sibling(path)
     with open(tmp, "wb") as handle:
         handle.write(data)
         handle.flush()
@@ -79,7 +90,7 @@ def write_table(table: pa.Table, path: Path, unique_on: list[str] | None = None)
     file so that `load_records` need not check again.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = temp_sibling(path)
     if unique_on is not None:
         groups = _groups(table)
         if groups is not None:
@@ -171,7 +182,7 @@ def unique_note(path: Path) -> dict | None:
 
 
 class RunDir:
-    """The directory holding one (checkpoint, task, settings) evaluation."""
+    """The directory holding one (checkpoint, task content, settings) evaluation."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -190,16 +201,55 @@ class RunDir:
     def write_meta(self, meta: dict) -> None:
         atomic_write_text(self.path / META_FILE, json.dumps(meta, indent=2, sort_keys=True))
 
+    def read_meta(self) -> dict:
+        try:
+            meta = json.loads((self.path / META_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return meta if isinstance(meta, dict) else {}
+
+    def siblings(self) -> list["RunDir"]:
+        """Other run directories of the same model whose name starts like this one's (same task slug)."""
+        prefix = self.path.name.rsplit("-", 1)[0] + "-"
+        parent = self.path.parent
+        if not parent.is_dir():
+            return []
+        return [RunDir(p) for p in sorted(parent.iterdir())
+                if p.is_dir() and p.name.startswith(prefix) and p != self.path]
+
+    @contextmanager
+    def lock(self):
+        """Held while parts are merged (finalize) or the directory is removed: one process at a time."""
+        from filelock import FileLock, Timeout
+
+        self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            with FileLock(str(self.path / LOCK_FILE), timeout=LOCK_TIMEOUT_SECONDS):
+                yield
+        except Timeout:
+            raise StoreError(f"{self.path}: another process has been finalising it for {LOCK_TIMEOUT_SECONDS} s; "
+                             "wait for it or stop it, then re-run") from None
+
     def read(self, valid: dict[str, str] | None = None) -> pa.Table:
         """All rows written so far (final file and any parts), without duplicates.
 
         With `valid` (item_id → current item_hash), rows of those items whose
         hash differs are stale (the item changed) and are left out.
         """
-        files = ([self.final] if self.final.exists() else []) + self.parts()
-        if not files:
+        for _ in range(10):
+            files = ([self.final] if self.final.exists() else []) + self.parts()
+            try:
+                tables = [read_table(f) for f in files]
+                break
+            except StoreError:
+                if all(f.exists() for f in files):
+                    raise
+                # a concurrent finalize merged a part into records.parquet and removed it: list again
+        else:
+            raise StoreError(f"{self.path}: its files kept changing while being read; re-run")
+        if not tables:
             return empty_table()
-        table = pa.concat_tables([read_table(f) for f in files])
+        table = pa.concat_tables(tables)
         if valid:
             ids = table.column("item_id").to_pylist()
             hashes = table.column("item_hash").to_pylist()
@@ -212,9 +262,10 @@ class RunDir:
         return dedupe(table, RUN_KEY_COLUMNS)
 
     def append(self, table: pa.Table) -> Path:
+        """Write rows as a new part; its name is this writer's alone, so concurrent writers never clash."""
         existing = self.parts()
         number = int(existing[-1].stem.split("-")[1]) + 1 if existing else 0
-        path = self.path / f"part-{number:06d}.parquet"
+        path = self.path / f"part-{number:06d}-{uuid.uuid4().hex[:12]}.parquet"
         write_table(conform(table), path)
         return path
 
@@ -223,21 +274,49 @@ class RunDir:
 
         Stale rows (see `read`) are dropped; with `checkpoint`, every row takes
         that name, so one run directory never holds two names for one model.
+        Holds the directory's lock: a concurrent finalisation waits, then merges
+        what this one wrote with its own parts (neither's rows are lost). Leftover
+        temporaries of killed writers are removed here.
         """
-        parts = self.parts()
-        table = self.read(valid)
-        changed = self.final.exists() and table.num_rows != pq.ParquetFile(self.final).metadata.num_rows
-        if checkpoint is not None and table.num_rows:
-            names = table.column("checkpoint")
-            if pc.any(pc.not_equal(names, checkpoint)).as_py():
-                index = table.schema.get_field_index("checkpoint")
-                table = table.set_column(index, "checkpoint", pa.array([checkpoint] * table.num_rows, pa.string()))
-                changed = True
-        if parts or changed or not self.final.exists():
-            write_table(table, self.final, unique_on=RUN_KEY_COLUMNS)  # read() deduplicated it
-            for part in parts:
-                part.unlink(missing_ok=True)
+        if self.final.exists() and not self.parts():  # finished and cached: nothing to merge, no lock
+            table = self.read(valid)
+            if not self._outdated(table, checkpoint):
+                return table
+        with self.lock():
+            remove_stale(self.path)
+            parts = self.parts()
+            table = self.read(valid)
+            if parts or self._outdated(table, checkpoint):
+                if checkpoint is not None and table.num_rows:
+                    index = table.schema.get_field_index("checkpoint")
+                    table = table.set_column(index, "checkpoint",
+                                             pa.array([checkpoint] * table.num_rows, pa.string()))
+                write_table(table, self.final, unique_on=RUN_KEY_COLUMNS)  # read() deduplicated it
+                for part in parts:
+                    part.unlink(missing_ok=True)
         return table
+
+    def _outdated(self, table: pa.Table, checkpoint: str | None) -> bool:
+        """Whether records.parquet must be (re)written to hold exactly `table` under `checkpoint`."""
+        if not self.final.exists() or table.num_rows != pq.ParquetFile(self.final).metadata.num_rows:
+            return True
+        return (checkpoint is not None and table.num_rows > 0
+                and pc.any(pc.not_equal(table.column("checkpoint"), checkpoint)).as_py())
+
+    def remove_if_within(self, table: pa.Table) -> bool:
+        """Delete this directory if every row it holds (item, repeat, item_hash) is also in `table`.
+
+        Nothing is lost: used to retire a run directory of the layout before task
+        contents were part of the run key, once its rows live on in the new one.
+        """
+        with self.lock():
+            mine = self.read()
+            have = set(zip(*(table.column(c).to_pylist() for c in ("item_id", "repeat", "item_hash"))))
+            if not all(key in have for key in zip(*(mine.column(c).to_pylist()
+                                                    for c in ("item_id", "repeat", "item_hash")))):
+                return False
+            shutil.rmtree(self.path, ignore_errors=True)
+        return True
 
 
 def non_finite_rows(table: pa.Table) -> np.ndarray:
@@ -404,10 +483,14 @@ def _read_frame(files: list[Path], columns: list[str] | None, margins: str | Non
         for table in (_refuse_non_finite(f, read_table(f, wanted, dictionary=True)) for f in files):
             margin = pa.array(margins_of_table(table, margins), type=pa.float64())
             tables.append(table.drop_columns(drop).append_column(margin_column(margins), margin))
+    sizes = [t.num_rows for t in tables]
     table = pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
     del tables
     if (columns is None or all(c in columns for c in KEY_COLUMNS)) and not _known_unique(files):
-        table = dedupe(table)
+        deduped = dedupe(table)
+        if deduped.num_rows < table.num_rows:
+            _refuse_two_versions(table, files, sizes)
+        table = deduped
     return table.to_pandas(types_mapper=_ARROW_TEXT.get)
 
 
@@ -437,6 +520,34 @@ def _refuse_non_finite(path: Path, table: pa.Table) -> pa.Table:
             "model scored them, so their right or wrong means nothing and no figure can be decided. Re-evaluate "
             "that checkpoint (eval refuses such scores) or remove those rows")
     return table
+
+
+def _refuse_two_versions(table: pa.Table, files: list[Path], sizes: list[int]) -> None:
+    """StoreError when rows of one (checkpoint, task, item, repeat) disagree on a known item_hash.
+
+    Duplicate rows are normal (the same items under two task contents, e.g. with and without
+    --limit) and the first one is kept, but only when they describe the same item: two
+    versions of an item (an edited task file, or two different tasks sharing a name) leave
+    no right choice, so reading fails and says where they are.
+    """
+    if "item_hash" not in table.column_names:
+        return
+    frame = table.select(KEY_COLUMNS + ["item_hash"]).to_pandas()
+    frame["file"] = np.repeat(np.arange(len(sizes)), sizes)
+    frame = frame[frame.duplicated(KEY_COLUMNS, keep=False) & (frame["item_hash"].astype(str) != "")]
+    versions = frame.groupby(KEY_COLUMNS, observed=True, sort=False)["item_hash"].nunique()
+    clashing = versions[versions > 1]
+    if clashing.empty:
+        return
+    checkpoint, task, item_id, _ = clashing.index[0]
+    where = frame.set_index(KEY_COLUMNS).loc[clashing.index[:1], "file"].unique()
+    places = " and ".join(str(files[i].parent if files[i].name == RECORDS_FILE else files[i]) for i in where[:2])
+    raise StoreError(
+        f"checkpoint {checkpoint!r}, task {task!r}: item {item_id!r} has two versions (different item_hash) "
+        f"in {places} ({len(clashing)} items in all): the task changed between evaluations, or two different "
+        "tasks share the name; remove the outdated run directory (its meta.json names the task file) "
+        "or give one task another name"
+    )
 
 
 #: Text columns stay Arrow `string` in pandas (pd.ArrowDtype): no copy into

@@ -13,6 +13,7 @@ once, then the choices as a prefix tree (see _pack_inputs).
 from __future__ import annotations
 
 import os
+import pickle
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
@@ -31,6 +32,7 @@ from .base import (
 from .gguf_cache import gguf_cache_enabled, gguf_parsed_once, load_gguf_cached
 from .lean import LeanLlama, config_unsupported, lean_enabled, lean_unsupported, load_lean
 from .malloc import tune_malloc
+from .weights import ALLOW_PICKLE_HINT, refuse_pickle, transformers_weight_options
 
 # Architectures whose logits are exactly lm_head(final hidden state): for these
 # we can apply the head to the continuation positions only.
@@ -73,14 +75,18 @@ def load_model_and_tokenizer(
     trust_remote_code: bool = False,
     revision: str | None = None,
     lean: bool = False,
+    allow_pickle: bool = False,
 ):
     """Load a causal LM and its tokenizer from a local dir, a hub id or a GGUF file.
 
     lean=True: a plain Llama directory (or a GGUF's converted copy) on CPU loads as a
     LeanLlama, scoring without importing transformers' modeling stack (see lean.py);
-    anything else loads with transformers.
+    anything else loads with transformers. Weights only in pickle format
+    (pytorch_model.bin) are refused unless `allow_pickle` (see weights.py).
     """
     model, gguf_file = split_gguf(model, gguf_file)
+    if not gguf_file:
+        refuse_pickle(model, allow_pickle)
     device = resolve_device(device)
     use_lean = lean and device == "cpu" and not trust_remote_code and not revision and lean_enabled()
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
@@ -99,7 +105,8 @@ def load_model_and_tokenizer(
         hf_logging.disable_progress_bar()  # forgetscope shows its own progress
         with gguf_parsed_once() if "gguf_file" in extra else nullcontext():
             tokenizer = AutoTokenizer.from_pretrained(source, **kwargs, **extra)
-            lm = AutoModelForCausalLM.from_pretrained(source, dtype=_torch_dtype(dtype), **kwargs, **extra)
+            weights = {} if "gguf_file" in extra else transformers_weight_options(allow_pickle)
+            lm = AutoModelForCausalLM.from_pretrained(source, dtype=_torch_dtype(dtype), **kwargs, **extra, **weights)
         lm.to(device)
         lm.eval()
         return lm, tokenizer
@@ -111,11 +118,16 @@ def load_model_and_tokenizer(
                                                 load=lambda converted: load(str(converted)))
         else:
             lm, tokenizer = load(model, **({"gguf_file": gguf_file} if gguf_file else {}))
+    except pickle.UnpicklingError as exc:  # --allow-pickle, and the file holds more than tensors
+        raise BackendError(f"{model}: torch.load(weights_only=True) refused the pickle weights "
+                           f"({_unpickling_reason(exc)}); they may be malicious, do not load them otherwise") from None
     except ImportError as exc:  # e.g. gguf not installed
         raise BackendError(f"cannot load {model!r}: {exc}. For GGUF files: pip install gguf accelerate") from None
     except ValueError as exc:  # transformers reports missing optional packages this way too
         raise BackendError(f"cannot load {model!r}: {str(exc).splitlines()[0]}") from None
     except OSError as exc:
+        if "cannot be loaded with `safetensors`" in str(exc):  # a hub model with pickle weights only
+            raise BackendError(f"{model}: the weights are not in safetensors format; {ALLOW_PICKLE_HINT}") from None
         raise BackendError(
             f"cannot load model {model!r}: {str(exc).splitlines()[0]}. "
             "Pass a local directory with config.json and weights (or a .gguf file); "
@@ -127,10 +139,16 @@ def load_model_and_tokenizer(
         try:
             lm = LeanLlama.from_transformers(lm, reload=lambda: load_model_and_tokenizer(
                 model, dtype=dtype, device=device, gguf_file=gguf_file, trust_remote_code=trust_remote_code,
-                revision=revision)[0])
+                revision=revision, allow_pickle=allow_pickle)[0])
         except (ValueError, KeyError):
             pass  # weights it does not expect: transformers' forward scores this model
     return lm, tokenizer
+
+
+def _unpickling_reason(exc: Exception) -> str:
+    """The line of torch's weights-only message that says what was blocked."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return next((line for line in lines if "GLOBAL" in line or "Unsupported" in line), lines[-1] if lines else "")
 
 
 class HFBackend(Backend):
@@ -174,6 +192,7 @@ class HFBackend(Backend):
         trust_remote_code: bool = False,
         threads: int | None = None,
         lean: bool = True,
+        allow_pickle: bool = False,
     ) -> "HFBackend":
         import torch
 
@@ -184,7 +203,8 @@ class HFBackend(Backend):
         elif device == "cpu" and os.environ.get("OMP_NUM_THREADS") is None:
             torch.set_num_threads(max(1, os.cpu_count() or 1))
         lm, tok = load_model_and_tokenizer(
-            model, dtype=dtype, device=device, gguf_file=gguf_file, trust_remote_code=trust_remote_code, lean=lean
+            model, dtype=dtype, device=device, gguf_file=gguf_file, trust_remote_code=trust_remote_code, lean=lean,
+            allow_pickle=allow_pickle,
         )
         return cls(lm, tok, batch_size=batch_size, max_length=max_length)
 

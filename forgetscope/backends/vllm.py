@@ -54,6 +54,7 @@ from .base import (
     truncate_left,
 )
 from .hf import cut_at_stop
+from .weights import refuse_pickle
 
 INSTALL_HINT = "vllm is not installed: pip install 'forgetscope[vllm]' (needs a CUDA GPU)"
 #: top log-probs read after a shared context when `logprob_token_ids` is missing (vLLM's default max_logprobs)
@@ -297,11 +298,15 @@ class VLLMBackend(Backend):
     def from_pretrained(cls, model: str, *, dtype: str = "float32", max_length: int | None = None,
                         max_model_len: int | None = None, gpu_memory_utilization: float = 0.9,
                         tensor_parallel_size: int = 1, seed: int = 0, trust_remote_code: bool = False,
-                        gguf_file: str | None = None, **ignored: Any) -> "VLLMBackend":
-        """Build vllm.LLM for a model directory or hub id (batch_size, device, threads are vLLM's business)."""
+                        gguf_file: str | None = None, allow_pickle: bool = False, **ignored: Any) -> "VLLMBackend":
+        """Build vllm.LLM for a model directory or hub id (batch_size, device, threads are vLLM's business).
+
+        Without `allow_pickle` vLLM reads safetensors only; with it, vLLM's own loader
+        reads pickle weights with torch.load(weights_only=True)."""
         if gguf_file or model.endswith(".gguf"):
             raise BackendError("the vLLM backend takes a model directory or hub id, not a GGUF file; "
                                "use --backend hf for GGUF")
+        refuse_pickle(model, allow_pickle)
         vllm = require_vllm()
         from transformers import AutoTokenizer
 
@@ -313,6 +318,7 @@ class VLLMBackend(Backend):
             model=model, tokenizer=model, dtype=canonical_dtype(dtype), seed=int(seed),
             gpu_memory_utilization=float(gpu_memory_utilization), tensor_parallel_size=int(tensor_parallel_size),
             trust_remote_code=trust_remote_code, enable_prefix_caching=False, max_logprobs=NEXT_TOKEN_TOP_K,
+            **({} if allow_pickle else {"load_format": "safetensors"}),
         )
         if max_model_len:
             kwargs["max_model_len"] = int(max_model_len)

@@ -11,6 +11,9 @@ Templates render from the row dict (after column mapping, so `{question}`
 works whatever the source column is called; the raw columns stay available).
 A template containing `{{` or `{%` is Jinja, anything else is a Python format
 string (`{question}`, `{choices[0]}`). Literal braces therefore need Jinja.
+Jinja templates come from task files, so they render in Jinja's immutable
+sandbox: no access to Python internals (`__globals__`, `__class__`, ...), no
+calls that change data; a template that tries is a task error.
 """
 
 from __future__ import annotations
@@ -47,8 +50,9 @@ def is_template(text: str) -> bool:
 @lru_cache(maxsize=256)
 def _jinja(template: str) -> Any:
     import jinja2  # lazy: most runs only use format strings
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    env = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     try:
         return env.from_string(template)
     except jinja2.TemplateSyntaxError as exc:
@@ -59,9 +63,15 @@ def render_template(template: str, row: Mapping[str, Any]) -> str:
     """Render a format-string or Jinja template from a row dict."""
     if is_jinja(template):
         import jinja2
+        from jinja2.exceptions import SecurityError
 
         try:
             return _jinja(template).render(**row)
+        except (SecurityError, OverflowError) as exc:  # OverflowError: the sandbox's range() limit
+            raise TaskError(
+                f"template {template!r} is not allowed: {str(exc).rstrip('.')}; a template may only read "
+                "the row's fields (Jinja sandbox)"
+            ) from None
         except jinja2.UndefinedError as exc:
             raise TaskError(
                 f"template {template!r}: {exc.message} (row has columns: {_columns(row)}); "

@@ -3,14 +3,22 @@
 Layout of a stage's home directory (a single run uses one home for all stages;
 a sweep gives every distinct stage its own, shared by the runs that agree on it):
 
-    checkpoints/<stage>-step000100/   save_pretrained: model.safetensors, config.json, tokenizer files
-    state/<stage>-step000100.pt       optimizer, RNG states, losses: only what resuming needs
-    stage-<stage>.json                the stage record: hash, plan, finished checkpoints
+    checkpoints/<stage>-step000100/        save_pretrained: model.safetensors, config.json, tokenizer files
+    state/<stage>-step000100.safetensors   optimizer, RNG states, losses: only what resuming needs
+    stage-<stage>.json                     the stage record: hash, plan, finished checkpoints
+
+The resume state holds no pickle: its tensors (optimizer moments and steps,
+RNG states) are safetensors, everything else (step, hash, optimizer settings,
+losses) is JSON in the file's metadata, so reading a planted state file can
+fail but never runs code. State files of older versions (`.pt`, pickle) are
+not read (see `legacy_state_path`).
 
 A checkpoint is written to a temporary directory and renamed, then its state
 file, then the stage record (atomically); the record is the commit point, so
 a kill at any moment leaves either a listed, complete checkpoint or nothing
-that counts. The HF directory holds nothing but the model and tokenizer, so
+that counts. The temporaries a kill leaves (`.NAME.PID@HOST.tmp`) are removed
+when the stage next trains, once their process is gone. The HF directory
+holds nothing but the model and tokenizer, so
 `AutoModelForCausalLM.from_pretrained` and `forgetscope eval` load it as is.
 
 The run manifest (`<run_dir>/manifest.json`, format `forgetscope-run-manifest`
@@ -28,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from forgetscope.store import atomic_write_text
+from forgetscope.tempfiles import remove_stale, temp_sibling
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -48,7 +57,7 @@ def checkpoint_name(stage: str, step: int) -> str:
 def save_model_dir(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", target: Path) -> Path:
     """save_pretrained (safetensors) + tokenizer into `target`, atomically (temp dir, then rename)."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+    tmp = temp_sibling(target)
     if tmp.exists():
         shutil.rmtree(tmp)
     model.save_pretrained(str(tmp), safe_serialization=True)
@@ -59,20 +68,80 @@ def save_model_dir(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase
     return target
 
 
-def save_state(state: dict, path: Path) -> None:
-    """torch.save to a temp file, then rename."""
-    import torch
+STATE_FORMAT = "forgetscope-train-state"
+STATE_VERSION = "1"
 
+
+class StateError(RuntimeError):
+    """A resume state file cannot be read (message names the file and what to do)."""
+
+
+def save_state(state: dict, path: Path) -> None:
+    """Write a resume state (nested dicts, lists, tuples, numbers, strings, tensors) as one
+    safetensors file: the tensors as tensors, the structure as JSON metadata. Atomic (temp, rename)."""
+    from safetensors.torch import save_file
+
+    tensors: dict[str, Any] = {}
+    skeleton = _encode(state, tensors)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    torch.save(state, tmp)
+    tmp = temp_sibling(path)
+    metadata = {"format": STATE_FORMAT, "version": STATE_VERSION, "state": json.dumps(skeleton)}
+    save_file(tensors, str(tmp), metadata=metadata)
     os.replace(tmp, path)
 
 
 def load_state(path: Path) -> dict:
+    """The state `save_state` wrote, tensors on the CPU. Nothing in the file is executed."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            tensors = {name: handle.get_tensor(name) for name in handle.keys()}
+        if metadata.get("format") != STATE_FORMAT or metadata.get("version") != STATE_VERSION:
+            raise ValueError(f"not a {STATE_FORMAT} version {STATE_VERSION} file")
+        return _decode(json.loads(metadata["state"]), tensors)
+    except (SafetensorError, OSError, ValueError, KeyError, TypeError) as exc:
+        raise StateError(f"{path}: not a readable resume state ({str(exc).splitlines()[0] if str(exc) else exc!r}); "
+                         "delete it to retrain this stage from its start") from None
+
+
+def _encode(value: Any, tensors: dict[str, Any]) -> Any:
+    """JSON for `value`; every tensor goes into `tensors` and is replaced by its name.
+
+    Dicts and tuples are tagged so that they come back as they were (int keys of an
+    optimizer's state, tuple betas): a dict is {"$dict": [[key, value], ...]}, a tuple
+    {"$tuple": [...]}, a tensor {"$tensor": name}.
+    """
     import torch
 
-    return torch.load(path, map_location="cpu", weights_only=False)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, torch.Tensor):
+        name = f"t{len(tensors)}"
+        tensors[name] = value.detach().cpu().contiguous()
+        return {"$tensor": name}
+    if isinstance(value, dict):
+        return {"$dict": [[_encode(k, tensors), _encode(v, tensors)] for k, v in value.items()]}
+    if isinstance(value, tuple):
+        return {"$tuple": [_encode(v, tensors) for v in value]}
+    if isinstance(value, list):
+        return [_encode(v, tensors) for v in value]
+    raise TypeError(f"resume state cannot hold a {type(value).__name__}")
+
+
+def _decode(value: Any, tensors: dict[str, Any]) -> Any:
+    if isinstance(value, list):
+        return [_decode(v, tensors) for v in value]
+    if isinstance(value, dict):
+        if set(value) == {"$tensor"}:
+            return tensors[value["$tensor"]]
+        if set(value) == {"$tuple"}:
+            return tuple(_decode(v, tensors) for v in value["$tuple"])
+        if set(value) == {"$dict"}:
+            return {_decode(k, tensors): _decode(v, tensors) for k, v in value["$dict"]}
+        raise ValueError(f"unexpected entry {sorted(value)[:3]} in the state")
+    return value
 
 
 class StageRecord:
@@ -117,12 +186,24 @@ class StageRecord:
         atomic_write_text(self.path, json.dumps(self.data, indent=1))
 
     def state_path(self, step: int) -> Path:
+        return self.home / "state" / f"{checkpoint_dirname(self.stage, step)}.safetensors"
+
+    def legacy_state_path(self, step: int) -> Path:
+        """Where forgetscope before the safetensors state wrote it (a pickle, `torch.save`).
+
+        Such a file is never loaded: unpickling a file can run any code, and a state
+        file is easy to plant. The runner refuses to resume from it (see runner.py).
+        """
         return self.home / "state" / f"{checkpoint_dirname(self.stage, step)}.pt"
 
+    def remove_stale_temps(self) -> list[Path]:
+        """Temporary checkpoint directories and state files of killed runs (never a live writer's)."""
+        return remove_stale(self.home / "checkpoints") + remove_stale(self.home / "state")
+
     def drop_old_states(self, keep_step: int) -> None:
-        """Only the newest state file is needed to resume; earlier ones are deleted."""
-        for path in (self.home / "state").glob(f"{self.stage}-step*.pt"):
-            if path != self.state_path(keep_step):
+        """Only the newest state file is needed to resume; earlier ones (and old-format ones) are deleted."""
+        for path in (self.home / "state").glob(f"{self.stage}-step*"):
+            if path.is_file() and path.suffix in (".safetensors", ".pt") and path != self.state_path(keep_step):
                 path.unlink(missing_ok=True)
 
 

@@ -50,7 +50,14 @@ class ModelConfig:
             import torch
             from transformers import AutoModelForCausalLM
 
-            return AutoModelForCausalLM.from_pretrained(self.init, dtype=torch.float32)
+            from forgetscope.backends.weights import pickle_weight_files
+
+            pickled = pickle_weight_files(Path(self.init))
+            if pickled:  # transformers would unpickle them; a pickle can run code
+                raise ConfigError("model.init", f"{self.init} holds weights only in pickle format "
+                                  f"({', '.join(pickled[:3])}); convert them to safetensors "
+                                  "(model.save_pretrained(dir, safe_serialization=True)) and point init there")
+            return AutoModelForCausalLM.from_pretrained(self.init, dtype=torch.float32, use_safetensors=True)
         from forgetscope.train.tiny import make_model
 
         return make_model(tokenizer, self.arch, hidden=self.hidden, layers=self.layers, heads=self.heads,

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from forgetscope.tasks.base import stable_hash
-from forgetscope.train.checkpoints import StageRecord, checkpoint_name, load_state, write_manifest
+from forgetscope.train.checkpoints import StageRecord, StateError, checkpoint_name, load_state, write_manifest
 from forgetscope.train.config import RunConfig
 from forgetscope.train.ddp import Dist, from_env
 from forgetscope.train.fields import to_mapping
@@ -72,7 +72,7 @@ def _load_model(path: Path) -> "PreTrainedModel":
     import torch
     from transformers import AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
+    return AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32, use_safetensors=True)
 
 
 def stage_data(prepared: Prepared) -> StageData:
@@ -183,9 +183,15 @@ def _train_run(config, run_dir: Path, stage_home, tokenizer_dir, device: str, ov
             result.finished = False
             break
         resume, model = None, None
+        if dist.is_main:
+            record.remove_stale_temps()  # left by a killed run of this stage
+        _refuse_legacy_state(record)
         if record.checkpoints and record.state_path(record.checkpoints[-1]["step"]).exists():
             last = record.checkpoints[-1]
-            resume = load_state(record.state_path(last["step"]))
+            try:
+                resume = load_state(record.state_path(last["step"]))
+            except StateError as exc:
+                raise RunError(str(exc)) from None
             model = _load_model(home / last["path"])
             say(f"[{plan.name}] resuming from {last['name']} ({home})")
         else:
@@ -212,6 +218,19 @@ def _train_run(config, run_dir: Path, stage_home, tokenizer_dir, device: str, ov
         manifest()
     dist.barrier()
     return result
+
+
+def _refuse_legacy_state(record: StageRecord) -> None:
+    """A stage whose newest state is an old-format pickle (`.pt`) is not resumed from it (see
+    checkpoints.legacy_state_path): the user decides, rather than the runner silently restarting."""
+    if not record.checkpoints:
+        return
+    step = record.checkpoints[-1]["step"]
+    legacy = record.legacy_state_path(step)
+    if legacy.exists() and not record.state_path(step).exists():
+        raise RunError(f"{legacy}: resume state in the pickle format of an older forgetscope, which is not loaded "
+                       "(unpickling a file can run code); delete it to retrain stage "
+                       f"{record.stage!r} from its start, or finish the stage with the version that wrote it")
 
 
 def _rel(path: Path, start: Path) -> str:

@@ -163,15 +163,26 @@ def test_copied_checkpoint_reuses_rows_under_its_new_name(tmp_path, tiny_llama_d
     assert set(load_records([tmp_path / "res"])["checkpoint"]) == {str(copy)}
 
 
-def test_changed_item_is_rescored_and_its_stale_row_replaced(tmp_path, tiny_llama_dir):
+def test_changed_item_is_rescored_and_the_old_version_kept_apart(tmp_path, tiny_llama_dir):
+    from forgetscope.store import StoreError
     from forgetscope.tasks.base import Task, multiple_choice_item
 
     task = mc_task(4)
     evaluate(str(tiny_llama_dir), [task], tmp_path)
     changed = list(task.items)
     changed[0] = multiple_choice_item("mc-0", "Question: something else?\nAnswer:", ["a", "b"], 1)
-    out = evaluate(str(tiny_llama_dir), [Task("mc", changed)], tmp_path)
-    stored = load_records([tmp_path])
-    assert len(stored) == 4 and not stored.duplicated(KEY).any()
-    assert out.set_index("item_id").loc["mc-0", "item_hash"] == changed[0].item_hash
-    assert stored.set_index("item_id").loc["mc-0", "item_hash"] == changed[0].item_hash
+    backend = HFBackend.from_pretrained(str(tiny_llama_dir))
+    seen = []
+    original = backend.loglikelihood
+    backend.loglikelihood = lambda reqs: seen.append(len(reqs)) or original(reqs)
+    out = evaluate(str(tiny_llama_dir), [Task("mc", changed)], tmp_path, backend=backend)
+    assert sum(seen) == 2  # only the changed item (2 choices) is scored; the other three rows are reused
+    assert len(out) == 4 and out.set_index("item_id").loc["mc-0", "item_hash"] == changed[0].item_hash
+    run_dirs = sorted(p.parent for p in tmp_path.rglob("records.parquet"))
+    assert len(run_dirs) == 2  # both versions are kept, each in its own run directory
+    hashes = [set(load_records([d])["item_hash"].astype(str)) for d in run_dirs]
+    assert {frozenset(h) for h in hashes} == {frozenset(i.item_hash for i in task.items),
+                                              frozenset(i.item_hash for i in changed)}
+    # reading both at once would have to pick one version of mc-0: refused, naming both directories
+    with pytest.raises(StoreError, match=r"item 'mc-0' has two versions .*mc-.* and .*mc-"):
+        load_records([tmp_path])

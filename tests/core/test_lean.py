@@ -179,7 +179,7 @@ def test_a_llama_transformers_loads_is_scored_by_the_lean_forward_too(tmp_path, 
     (folder / "model.safetensors").unlink()
     torch.save(AutoModelForCausalLM.from_pretrained(tiny_llama_dir).state_dict(), folder / "pytorch_model.bin")
     assert lean_unsupported(folder) == "no safetensors weights"
-    lean = HFBackend.from_pretrained(str(folder))
+    lean = HFBackend.from_pretrained(str(folder), allow_pickle=True)  # pickle weights: only when allowed
     direct = HFBackend.from_pretrained(str(tiny_llama_dir))
     assert isinstance(lean.model, LeanLlama)
     requests = _requests(lean.tokenizer, 8)

@@ -102,8 +102,9 @@ def test_run_dir_files_say_they_are_unique_and_load_skips_dedupe(tmp_path, monke
 
 
 def test_load_records_dedupes_plain_files_and_reads_columns(tmp_path):
-    path = save_records(to_table(_rows([("c", "t", "x", 0), ("c", "t", "x", 0), ("c", "t", "y", 0)])),
-                        tmp_path / "r.parquet")
+    rows = _rows([("c", "t", "x", 0), ("c", "t", "x", 0), ("c", "t", "y", 0)])
+    rows[1]["item_hash"] = rows[0]["item_hash"]  # the same item twice (two versions would be refused)
+    path = save_records(to_table(rows), tmp_path / "r.parquet")
     full = load_records([path])
     assert len(full) == 2 and list(full.columns) == store.COLUMNS
     assert isinstance(full["task"].dtype, pd.CategoricalDtype)  # low-cardinality text: categorical

@@ -100,7 +100,7 @@ def test_checkpoint_round_trip_through_transformers_and_the_evaluator(reference,
     path = result.run_dir / final["path"]
     # the HF directory holds the model and tokenizer only; resume state lives elsewhere
     assert not any("state" in p.name or p.suffix == ".pt" for p in path.iterdir())
-    assert not list((result.run_dir / "state").glob("*.pt"))  # finished stages keep no optimizer state
+    assert not list((result.run_dir / "state").glob("*"))  # finished stages keep no optimizer state
     model = AutoModelForCausalLM.from_pretrained(path).eval()
     tokenizer = AutoTokenizer.from_pretrained(path)
     assert tokenizer.eos_token == "<|eos|>" and model.config.attention_dropout == 0.0  # stage dropout not saved
@@ -121,7 +121,7 @@ def test_stopped_run_resumes_to_identical_weights(reference, tiny_tokenizer_dir:
     assert not first.finished and first.steps_run == 13
     record = json.loads((tmp_path / "stage-pretrain.json").read_text())
     assert [c["step"] for c in record["checkpoints"]] == [8] and not record["complete"]
-    assert (tmp_path / "state" / "pretrain-step000008.pt").exists()
+    assert (tmp_path / "state" / "pretrain-step000008.safetensors").exists()
     second = train_run(config, tmp_path, device="cpu", log=None, max_steps=21)  # resumes at 8: 19 steps to finish, 2 into posttrain
     assert second.trained == ["pretrain", "posttrain"] and not second.finished
     third = train_run(config, tmp_path, device="cpu", log=None)
