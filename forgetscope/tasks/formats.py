@@ -71,7 +71,7 @@ def render_template(template: str, row: Mapping[str, Any]) -> str:
         return template.format_map(row)
     except KeyError as exc:
         raise TaskError(
-            f"template {template!r} uses {{{exc.args[0]}}} but the row has no such column "
+            f"template {template!r} uses {{{shown_name(exc.args[0])}}} but the row has no such column "
             f"(columns: {_columns(row)}); fix the template or map the column with `columns:`"
         ) from None
     except (IndexError, AttributeError, ValueError, TypeError) as exc:
@@ -79,7 +79,13 @@ def render_template(template: str, row: Mapping[str, Any]) -> str:
 
 
 def _columns(row: Mapping[str, Any]) -> str:
-    return ", ".join(str(k) for k in row) or "none"
+    return ", ".join(shown_name(k) for k in row) or "none"
+
+
+def shown_name(name: Any) -> str:
+    """A column name as messages show it: as is, or quoted and escaped when it holds a line break or tab."""
+    text = str(name)
+    return text if text.isprintable() else repr(text)
 
 
 def get_field(row: Mapping[str, Any], path: str, default: Any = MISSING) -> Any:
@@ -163,7 +169,7 @@ def resolve_gold(value: Any, choices: Sequence[str], labels: Sequence[str] | Non
             index = list(labels).index(text)
         elif labels is None and len(text) == 1 and "A" <= text <= "Z":
             index = ord(text) - ord("A")
-        elif re.fullmatch(r"-?\d+", text):
+        elif re.fullmatch(r"-?[0-9]{1,18}", text):  # longer is out of range anyway (and int() refuses 4300+ digits)
             index = int(text)
         else:
             raise TaskError(
