@@ -135,14 +135,23 @@ def parse_choices(value: Any) -> list[str]:
     if hasattr(value, "tolist"):  # numpy arrays from parquet
         value = value.tolist()
     if not isinstance(value, (list, tuple)) or not value:
-        raise TaskError(f"choices must be a non-empty list, got {value!r}")
+        raise TaskError(f"choices must be a non-empty list, got {_short(value)}")
+    for index, choice in enumerate(value):
+        # str() would make null the choice "None" and a list its Python repr: a text nobody wrote
+        if choice is None or isinstance(choice, (list, tuple, dict)):
+            raise TaskError(f"choice {index} is {_short(choice)}; every choice must be a text (or a number)")
     return [str(v) for v in value]
+
+
+def _short(value: Any) -> str:
+    text = "null" if value is None else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def resolve_gold(value: Any, choices: Sequence[str], labels: Sequence[str] | None = None) -> tuple[int, ...]:
     """Gold choice indices from an answer value.
 
-    Rules, in order: an int is an index (bool: False=0, True=1); a string equal
+    Rules, in order: an int is an index (a boolean is refused); a string equal
     to a choice's text is that choice; else equal to a label (when `labels` are
     given, e.g. ARC's "A".."D" or "1".."4"); else a single capital letter is A=0,
     B=1, ...; else a string of digits is an index. A list gives several golds.
@@ -157,8 +166,9 @@ def resolve_gold(value: Any, choices: Sequence[str], labels: Sequence[str] | Non
             golds.extend(g for g in resolve_gold(v, choices, labels) if g not in golds)
         return tuple(golds)
     n = len(choices)
-    if isinstance(value, bool):
-        index = int(value)
+    if isinstance(value, bool):  # JSON true is not the index 1: a yes/no answer needs choices to point at
+        raise TaskError(f"answer is {str(value).lower()} (a boolean), not a choice; give the 0-based index of the "
+                        "correct choice or its text")
     elif isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
         index = int(value)
     elif isinstance(value, str):
