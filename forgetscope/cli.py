@@ -230,12 +230,20 @@ def compare(
         console.print(f"unstable: of the 1→0 and 0→1 flips, those whose decision margin is below "
                       f"{comparison.flip_tolerance:g} nats before or after (numeric noise can flip them); "
                       "F and BT still count every flip")
+    if json_path:  # before the item list: the figures are written even if listing fails
+        from .store import atomic_write_text
+
+        atomic_write_text(json_path, json.dumps(comparison.to_json_dict(), indent=2))
+        console.print(f"wrote {json_path}")
     if show_items:
         from .analysis import transition_items
         from .compare import is_records_path
         from .store import StoreError, load_item_rows
 
         items = transition_items(comparison.paired, show_items)
+        if items.empty:
+            console.print(f"{show_items} items: none (no item flipped {show_items.replace('to', '→')})")
+            return
         listed = items.head(max_items)
         try:  # a stored side was read lean: its listed items' prompts and answers come from the files
             before, after = (load_item_rows([arg], listed) if is_records_path(arg) and "prompt" not in side.columns
@@ -244,11 +252,6 @@ def compare(
             _fail(str(exc))
         shown = describe_items(listed, before, after, metric)
         console.print(items_table(shown, f"{show_items} items: {len(items)} (showing {len(shown)})"))
-    if json_path:
-        from .store import atomic_write_text
-
-        atomic_write_text(json_path, json.dumps(comparison.to_json_dict(), indent=2))
-        console.print(f"wrote {json_path}")
 
 
 @app.command("tasks")

@@ -87,6 +87,18 @@ class EvalSettings:
     def settings_hash(self) -> str:
         return stable_hash(self.scoring_key())
 
+    def __post_init__(self) -> None:
+        """Refuse settings no backend can score with (also after `dataclasses.replace`)."""
+        from .backends.base import BackendError
+
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise BackendError(f"--batch-size must be a whole number of at least 1 (sequences per forward pass), "
+                               f"got {self.batch_size!r}")
+        if self.max_length is not None and (not isinstance(self.max_length, int) or self.max_length < 2):
+            raise BackendError(f"--max-length {self.max_length!r} is too short: the model would see at most one token, "
+                               "so nothing of the prompt is left before a choice; give at least 2 tokens, or leave "
+                               "it unset for the model's context length")
+
 
 ProgressFn = Callable[[str, int, int], None]
 

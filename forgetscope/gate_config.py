@@ -80,20 +80,20 @@ def parse_config(data: dict | None, source: str = "gate config", *, max_forgetti
     default = _threshold(data.get("defaults"), Threshold(), f"{source}: defaults")
     default = _threshold({k: v for k, v in (("max_forgetting", max_forgetting), ("alpha", alpha)) if v is not None},
                          default, "command line")
-    tasks = {str(task): _threshold(entry, default, f"{source}: tasks.{task}")
+    tasks = {str(task): _threshold(entry, default, f"{source}: tasks.{_name(task)}")
              for task, entry in _mapping(data.get("tasks") or {}, f"{source}: tasks").items()}
     categories: dict[str, dict[str, Threshold]] = {}
     for task, entries in _mapping(data.get("categories") or {}, f"{source}: categories").items():
         base = tasks.get(str(task), default)
-        entries = _mapping(entries, f"{source}: categories.{task}")
-        star = _threshold(entries.get("*"), base, f"{source}: categories.{task}.*") if "*" in entries else base
-        categories[str(task)] = {str(c): _threshold(e, star, f"{source}: categories.{task}.{c}")
+        entries = _mapping(entries, f"{source}: categories.{_name(task)}")
+        star = _threshold(entries.get("*"), base, f"{source}: categories.{_name(task)}.*") if "*" in entries else base
+        categories[str(task)] = {str(c): _threshold(e, star, f"{source}: categories.{_name(task)}.{_name(c)}")
                                  for c, e in entries.items()}
     holm_value = holm if holm is not None else data.get("holm", False)
     if not isinstance(holm_value, bool):
         raise GateConfigError(f"{source}: holm is {holm_value!r}; allowed: true or false")
     metric_value = metric if metric is not None else data.get("metric", "acc")
-    if metric_value not in METRIC_COLUMNS:
+    if not isinstance(metric_value, str) or metric_value not in METRIC_COLUMNS:
         raise GateConfigError(f"{source}: metric is {metric_value!r}; allowed: {', '.join(METRIC_COLUMNS)}")
     return GateConfig(default, tasks, categories, holm_value, metric_value)
 
@@ -154,6 +154,11 @@ def _mapping(value, where: str) -> dict:
 
 
 def _known(entry: dict, allowed: tuple[str, ...], where: str) -> None:
-    unknown = [str(k) for k in entry if k not in allowed]
+    unknown = [_name(k) for k in entry if k not in allowed]
     if unknown:
         raise GateConfigError(f"{where}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
+
+
+def _name(key) -> str:
+    """A task, category or field name in a message: as is, or quoted when it holds a line break."""
+    return str(key) if str(key).isprintable() else repr(str(key))

@@ -18,6 +18,8 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
 
+from safetensors import SafetensorError
+
 from .base import (
     Backend,
     BackendError,
@@ -124,15 +126,18 @@ def load_model_and_tokenizer(
     except ImportError as exc:  # e.g. gguf not installed
         raise BackendError(f"cannot load {model!r}: {exc}. For GGUF files: pip install gguf accelerate") from None
     except ValueError as exc:  # transformers reports missing optional packages this way too
-        raise BackendError(f"cannot load {model!r}: {str(exc).splitlines()[0]}") from None
+        reason = None if gguf_file else missing_tokenizer(model)
+        raise BackendError(f"cannot load {model!r}: {reason or _one_line(exc)}") from None
     except OSError as exc:
         if "cannot be loaded with `safetensors`" in str(exc):  # a hub model with pickle weights only
             raise BackendError(f"{model}: the weights are not in safetensors format; {ALLOW_PICKLE_HINT}") from None
-        raise BackendError(
-            f"cannot load model {model!r}: {str(exc).splitlines()[0]}. "
-            "Pass a local directory with config.json and weights (or a .gguf file); "
-            "hub ids need a network connection or a populated HF cache."
-        ) from None
+        reason = None if gguf_file else missing_tokenizer(model)
+        raise BackendError(f"cannot load {model!r}: {reason}" if reason else
+                           f"cannot load model {model!r}: {_one_line(exc)}. "
+                           "Pass a local directory with config.json and weights (or a .gguf file); "
+                           "hub ids need a network connection or a populated HF cache.") from None
+    except SafetensorError as exc:
+        raise BackendError(f"cannot load {model!r}: {damaged_safetensors(model, exc)}") from None
     if use_lean and not isinstance(lm, LeanLlama) and config_unsupported(lm.config.to_dict()) is None:
         # a Llama that transformers loaded (a GGUF file, a tokenizer the lean loader leaves to
         # transformers): the same lean forward scores it, so every path gives the same numbers
@@ -149,6 +154,43 @@ def _unpickling_reason(exc: Exception) -> str:
     """The line of torch's weights-only message that says what was blocked."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     return next((line for line in lines if "GLOBAL" in line or "Unsupported" in line), lines[-1] if lines else "")
+
+
+#: Files a saved tokenizer consists of (fast, BPE, WordPiece, SentencePiece, tiktoken); one suffices.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model",
+                   "sentencepiece.bpe.model", "tekken.json", "tokenizer.tiktoken")
+
+
+def missing_tokenizer(model: str | Path) -> str | None:
+    """Why a local model directory has no tokenizer, with the fix; None when it has one (or is no directory).
+
+    transformers' own message for this case is "Couldn't instantiate the backend
+    tokenizer from one of: ..." and speaks of slow tokenizers and sentencepiece.
+    """
+    folder = Path(model)
+    if not folder.is_dir() or any((folder / name).is_file() for name in TOKENIZER_FILES):
+        return None
+    return (f"{folder} has no tokenizer (none of {', '.join(TOKENIZER_FILES[:5])}, ...); save the tokenizer the "
+            f"model was trained with into it (tokenizer.save_pretrained(DIR)) or copy its tokenizer files there")
+
+
+def damaged_safetensors(model: str | Path, exc: Exception) -> str:
+    """Which .safetensors file of a model cannot be opened (a cut-short download or copy) and what to do."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(model)
+    for file in sorted(path.glob("*.safetensors")) if path.is_dir() else [path]:
+        try:
+            with safe_open(str(file), framework="numpy"):
+                pass
+        except (SafetensorError, OSError) as bad:
+            return (f"{file} is not a complete safetensors file ({_one_line(bad)}); it is damaged or was cut short "
+                    "(an interrupted download or copy?): copy or download it again")
+    return f"a safetensors file is not readable ({_one_line(exc)}); copy or download the model again"
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
 
 
 class HFBackend(Backend):

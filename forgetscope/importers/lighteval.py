@@ -73,7 +73,7 @@ def _model_name(path: Path) -> str | None:
     for candidate in [*base.glob("results_*.json"), *base.parent.glob("results_*.json")]:
         try:
             name = json.loads(candidate.read_text(encoding="utf-8"))["config_general"]["model_name"]
-        except (ValueError, OSError, KeyError, TypeError):
+        except (ValueError, OSError, KeyError, TypeError, RecursionError):  # a model name is optional
             continue
         if name:
             return str(name)
@@ -86,7 +86,7 @@ def _read_file(file: Path, metric: str | None) -> list[dict]:
 
     try:
         table = pq.read_table(file)
-    except (pa.ArrowInvalid, OSError) as exc:
+    except (pa.ArrowException, OSError) as exc:
         raise LogFormatError(f"{file}: not a readable Parquet file ({exc})") from None
     missing = [c for c in REQUIRED if c not in table.column_names]
     if missing:
@@ -94,13 +94,19 @@ def _read_file(file: Path, metric: str | None) -> list[dict]:
             if "predictions" in table.column_names else ""
         raise LogFormatError(f"{file}: no column(s) {', '.join(missing)}{old}; expected a lighteval details file "
                              f"with columns doc, model_response, metric (found {', '.join(table.column_names)})")
+    for column in REQUIRED:
+        kind = table.schema.field(column).type
+        if not pa.types.is_struct(kind):
+            raise LogFormatError(f"{file}: column {column} holds {kind} values, but lighteval writes a struct "
+                                 "(one field per name, e.g. metric.acc); is this a lighteval 0.13 details file?")
     samples = table.select(list(REQUIRED)).to_pylist()
     if not samples:
         raise LogFormatError(f"{file}: no rows")
     rows = []
     for index, sample in enumerate(samples):
         place = f"{file} row {index}"
-        doc, response, metrics = sample["doc"] or {}, sample["model_response"] or {}, sample["metric"] or {}
+        doc, response, metrics = _checked(sample, place, metric)
+        sample["metric"] = metrics  # _settle_norm reads the checked values
         if not doc.get("task_name"):
             raise LogFormatError(f"{place}: column doc has no task_name")
         choices = [str(c) for c in (doc.get("choices") or [])]
@@ -122,6 +128,53 @@ def _read_file(file: Path, metric: str | None) -> list[dict]:
     return rows
 
 
+def _checked(sample: dict, place: str, metric: str | None) -> tuple[dict, dict, dict]:
+    """doc, model_response and metric of one row, with the type of every field read checked.
+
+    A struct's fields can have any Arrow type; a wrong one (a logprob as text, acc as
+    "1") must be an error naming the row, not a TypeError, nor a string read as true.
+    """
+    doc, response = sample["doc"] or {}, sample["model_response"] or {}
+    for holder, name in ((doc, "choices"), (doc, "sampling_methods"), (response, "logprobs"),
+                         (response, "output_tokens"), (response, "argmax_logits_eq_gold"), (response, "text"),
+                         (response, "text_post_processed")):
+        if holder.get(name) is not None and not isinstance(holder[name], list):
+            raise LogFormatError(f"{place}: {name} is {_shown(holder[name])}; expected a list")
+    if any(c is None or isinstance(c, (list, dict)) for c in doc.get("choices") or []):
+        raise LogFormatError(f"{place}: doc.choices {_shown(doc['choices'])} holds something that is not a text")
+    gold = doc.get("gold_index")
+    if gold is not None and not all(_is_int(g) for g in (gold if isinstance(gold, list) else [gold])):
+        raise LogFormatError(f"{place}: doc.gold_index is {_shown(gold)}; expected an index or a list of indices")
+    if not all(_is_number(x) for x in response.get("logprobs") or []):
+        raise LogFormatError(f"{place}: model_response.logprobs {_shown(response['logprobs'])} are not all numbers")
+    if not all(ids is None or (isinstance(ids, list) and all(t is None or _is_int(t) for t in ids))
+               for ids in response.get("output_tokens") or []):
+        raise LogFormatError(f"{place}: model_response.output_tokens is not a list of token-id lists")
+    metrics = dict(sample["metric"] or {})
+    for name in dict.fromkeys(("acc", "acc_norm", *GENERATIVE_METRICS, *([metric] if metric else []))):
+        value = metrics.get(name)
+        if value is not None and not _is_number(value):
+            raise LogFormatError(f"{place}: metric {name} is {_shown(value)}; expected a number (0 or 1)")
+        if name in ("acc", "acc_norm") and value is not None:
+            if value not in (0, 1):
+                raise LogFormatError(f"{place}: metric {name} is {value}; only 0/1 metrics can say right or wrong")
+            metrics[name] = int(value)
+    return doc, response, metrics
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float))  # bool included: a 0/1 flag
+
+
+def _shown(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _task_name(task_name: str) -> str:
     """'quiz|0' → 'quiz', 'lighteval|arc:easy|25' → 'arc:easy'."""
     parts = task_name.split("|")
@@ -132,8 +185,9 @@ def _task_name(task_name: str) -> str:
 
 def _item_hash(doc: dict, choices: list[str], gold: list[int]) -> str:
     few_shot = json.dumps(doc.get("fewshot_samples") or [], sort_keys=True, default=str)
-    return stable_hash({"query": doc.get("query") or "", "instruction": doc.get("instruction") or "",
-                        "choices": choices, "gold": gold, "fewshot": few_shot, "task": doc.get("task_name")})
+    # str(): a binary or numeric field must not break the JSON of the hash (texts hash as before)
+    return stable_hash({"query": str(doc.get("query") or ""), "instruction": str(doc.get("instruction") or ""),
+                        "choices": choices, "gold": gold, "fewshot": few_shot, "task": str(doc.get("task_name"))})
 
 
 def _multiple_choice(response: dict, metrics: dict, choices: list[str], gold: list[int], gold_index,

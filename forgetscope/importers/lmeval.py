@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..tasks.base import stable_hash
+from ..textfile import describe_non_utf8, read_utf8
 from . import ImportedRun, LogFormatError, argmax_in, build_records, check_finite, check_unique
 
 SAMPLES_NAME = re.compile(r"^samples_(?P<task>.+)_(?P<stamp>\d{4}-\d{2}-\d{2}T[\d.:-]+)\.jsonl$")
@@ -86,9 +87,26 @@ def _results(directory: Path, stamp: str) -> dict:
     if not path.exists():
         return {}
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, OSError) as exc:
+        text = read_utf8(path, LogFormatError)
+    except OSError as exc:
+        raise LogFormatError(f"{path}: cannot read it ({exc})") from None
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as exc:
         raise LogFormatError(f"{path}: not readable JSON ({exc}); delete it or fix it") from None
+    if not isinstance(data, dict):
+        raise LogFormatError(f"{path}: expected a JSON object (lm-eval's results), found {type(data).__name__}; "
+                             "delete it or fix it")
+    groups, configs = data.get("group_subtasks") or {}, data.get("configs") or {}
+    shapes = {"group_subtasks": ("a mapping of lists of names", isinstance(groups, dict) and all(
+                  isinstance(v, list) and all(isinstance(c, str) for c in v) for v in groups.values())),
+              "configs": ("a mapping of mappings", isinstance(configs, dict) and all(
+                  isinstance(v, dict) for v in configs.values())),
+              "config": ("a mapping", isinstance(data.get("config") or {}, dict))}
+    for key, (expected, fine) in shapes.items():
+        if not fine:
+            raise LogFormatError(f"{path}: {key} is not {expected} as lm-eval writes it; delete the file or fix it")
+    return data
 
 
 def _group_of(task: str, results: dict) -> str | None:
@@ -130,8 +148,11 @@ def _read_file(file: Path, task: str, group: str | None, delimiter: str, metric:
                 if line.strip():
                     try:
                         samples.append((number, json.loads(line)))
-                    except ValueError as exc:
-                        raise LogFormatError(f"{file}:{number}: not valid JSON ({exc})") from None
+                    except (ValueError, RecursionError) as exc:
+                        reason = "nested too deeply" if isinstance(exc, RecursionError) else exc
+                        raise LogFormatError(f"{file}:{number}: not valid JSON ({reason})") from None
+    except UnicodeDecodeError:
+        raise LogFormatError(f"{file}: {describe_non_utf8(file)}") from None
     except OSError as exc:
         raise LogFormatError(f"{file}: cannot read it ({exc})") from None
     if not samples:
@@ -191,7 +212,8 @@ def _arguments(arguments, place: str) -> list[list]:
         out = []
         for key in sorted(arguments, key=index):
             args = arguments[key]
-            out.append([args[k] for k in sorted(args, key=index)] if isinstance(args, dict) else list(args))
+            out.append([args[k] for k in sorted(args, key=index)] if isinstance(args, dict)
+                       else list(args) if isinstance(args, (list, tuple)) else [args])
     elif isinstance(arguments, list):
         out = [list(a) if isinstance(a, (list, tuple)) else [a] for a in arguments]
     else:

@@ -12,6 +12,7 @@ file, so they survive skipping.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ def read_bigbench_json(path: str | Path) -> dict[str, Any] | None:
         return None
     try:
         data = json.loads(path.read_text(encoding="utf-8-sig"))
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, nested too deeply: the data-file reader says so
         return None
     examples = data.get("examples") if isinstance(data, dict) else None
     if not isinstance(examples, list) or not examples:
@@ -91,8 +92,10 @@ def _mc_row(path: Path, index: int, example: dict[str, Any]) -> dict[str, Any]:
         raise TaskError(f"{path} example {index}: target_scores must be a non-empty {{choice: score}} object")
     try:
         values = [float(v) for v in scores.values()]
-    except (TypeError, ValueError):
-        raise TaskError(f"{path} example {index}: target_scores values must be numbers") from None
+    except (TypeError, ValueError, OverflowError):
+        values = []
+    if len(values) != len(scores) or not all(math.isfinite(v) for v in values):
+        raise TaskError(f"{path} example {index}: target_scores values must be finite numbers")
     best = max(values)
     if best <= 0:
         raise TaskError(f"{path} example {index}: no choice has a positive score, so there is no correct answer; fix target_scores")

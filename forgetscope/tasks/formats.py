@@ -81,7 +81,7 @@ def render_template(template: str, row: Mapping[str, Any]) -> str:
         return template.format_map(row)
     except KeyError as exc:
         raise TaskError(
-            f"template {template!r} uses {{{exc.args[0]}}} but the row has no such column "
+            f"template {template!r} uses {{{shown_name(exc.args[0])}}} but the row has no such column "
             f"(columns: {_columns(row)}); fix the template or map the column with `columns:`"
         ) from None
     except (IndexError, AttributeError, ValueError, TypeError) as exc:
@@ -89,7 +89,13 @@ def render_template(template: str, row: Mapping[str, Any]) -> str:
 
 
 def _columns(row: Mapping[str, Any]) -> str:
-    return ", ".join(str(k) for k in row) or "none"
+    return ", ".join(shown_name(k) for k in row) or "none"
+
+
+def shown_name(name: Any) -> str:
+    """A column name as messages show it: as is, or quoted and escaped when it holds a line break or tab."""
+    text = str(name)
+    return text if text.isprintable() else repr(text)
 
 
 def get_field(row: Mapping[str, Any], path: str, default: Any = MISSING) -> Any:
@@ -139,14 +145,23 @@ def parse_choices(value: Any) -> list[str]:
     if hasattr(value, "tolist"):  # numpy arrays from parquet
         value = value.tolist()
     if not isinstance(value, (list, tuple)) or not value:
-        raise TaskError(f"choices must be a non-empty list, got {value!r}")
+        raise TaskError(f"choices must be a non-empty list, got {_short(value)}")
+    for index, choice in enumerate(value):
+        # str() would make null the choice "None" and a list its Python repr: a text nobody wrote
+        if choice is None or isinstance(choice, (list, tuple, dict)):
+            raise TaskError(f"choice {index} is {_short(choice)}; every choice must be a text (or a number)")
     return [str(v) for v in value]
+
+
+def _short(value: Any) -> str:
+    text = "null" if value is None else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def resolve_gold(value: Any, choices: Sequence[str], labels: Sequence[str] | None = None) -> tuple[int, ...]:
     """Gold choice indices from an answer value.
 
-    Rules, in order: an int is an index (bool: False=0, True=1); a string equal
+    Rules, in order: an int is an index (a boolean is refused); a string equal
     to a choice's text is that choice; else equal to a label (when `labels` are
     given, e.g. ARC's "A".."D" or "1".."4"); else a single capital letter is A=0,
     B=1, ...; else a string of digits is an index. A list gives several golds.
@@ -161,8 +176,9 @@ def resolve_gold(value: Any, choices: Sequence[str], labels: Sequence[str] | Non
             golds.extend(g for g in resolve_gold(v, choices, labels) if g not in golds)
         return tuple(golds)
     n = len(choices)
-    if isinstance(value, bool):
-        index = int(value)
+    if isinstance(value, bool):  # JSON true is not the index 1: a yes/no answer needs choices to point at
+        raise TaskError(f"answer is {str(value).lower()} (a boolean), not a choice; give the 0-based index of the "
+                        "correct choice or its text")
     elif isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
         index = int(value)
     elif isinstance(value, str):
@@ -173,7 +189,7 @@ def resolve_gold(value: Any, choices: Sequence[str], labels: Sequence[str] | Non
             index = list(labels).index(text)
         elif labels is None and len(text) == 1 and "A" <= text <= "Z":
             index = ord(text) - ord("A")
-        elif re.fullmatch(r"-?\d+", text):
+        elif re.fullmatch(r"-?[0-9]{1,18}", text):  # longer is out of range anyway (and int() refuses 4300+ digits)
             index = int(text)
         else:
             raise TaskError(

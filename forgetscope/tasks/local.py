@@ -20,13 +20,15 @@ ids stay stable only as long as rows are not inserted or reordered: give an
 from __future__ import annotations
 
 import csv
+import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 from forgetscope.tasks.base import Kind, TaskError
-from forgetscope.tasks.formats import MISSING, get_field
+from forgetscope.tasks.formats import MISSING, get_field, shown_name
+from forgetscope.textfile import read_utf8
 
 DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 
@@ -70,9 +72,7 @@ def read_rows(path: str | Path) -> RowSet:
     elif suffix == ".csv":
         rowset = _read_csv(path)
     elif suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        rowset = RowSet(str(path), pq.read_table(path).to_pylist())
+        rowset = _read_parquet(path)
     else:
         raise TaskError(f"{path}: unsupported file type {suffix!r}; use one of {', '.join(DATA_SUFFIXES)}")
     if not rowset.rows:
@@ -83,7 +83,7 @@ def read_rows(path: str | Path) -> RowSet:
 def _read_jsonl(path: Path) -> RowSet:
     rows: list[dict[str, Any]] = []
     lines: list[int] = []
-    with path.open(encoding="utf-8-sig") as handle:
+    with io.StringIO(read_utf8(path, TaskError), newline=None) as handle:  # newlines as a text file reads them
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
@@ -94,6 +94,9 @@ def _read_jsonl(path: Path) -> RowSet:
                     f"{path} line {number}: not valid JSON ({exc.msg} at column {exc.colno}); "
                     "each line must be one JSON object, fix or delete the line"
                 ) from None
+            except (ValueError, RecursionError) as exc:  # a 5000-digit number, nesting too deep
+                raise TaskError(f"{path} line {number}: cannot be read as JSON ({_reason(exc)}); "
+                                "fix or delete the line") from None
             if not isinstance(row, dict):
                 raise TaskError(f"{path} line {number}: expected a JSON object {{...}}, got {type(row).__name__}")
             rows.append(row)
@@ -101,11 +104,18 @@ def _read_jsonl(path: Path) -> RowSet:
     return RowSet(str(path), rows, lines)
 
 
+def _reason(exc: BaseException) -> str:
+    return "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+
+
 def _read_json(path: Path) -> RowSet:
+    text = read_utf8(path, TaskError)
     try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise TaskError(f"{path} line {exc.lineno}: not valid JSON ({exc.msg}); fix the file") from None
+    except (ValueError, RecursionError) as exc:
+        raise TaskError(f"{path}: cannot be read as JSON ({_reason(exc)}); fix the file") from None
     if isinstance(data, dict):
         lists = [k for k in ("data", "rows", "examples", "items") if isinstance(data.get(k), list)]
         if not lists:
@@ -119,16 +129,29 @@ def _read_json(path: Path) -> RowSet:
 def _read_csv(path: Path) -> RowSet:
     rows: list[dict[str, Any]] = []
     lines: list[int] = []
-    with path.open(encoding="utf-8-sig", newline="") as handle:
+    with io.StringIO(read_utf8(path, TaskError), newline="") as handle:
         reader = csv.DictReader(handle)
-        for row in reader:
-            if None in row:
-                raise TaskError(
-                    f"{path} line {reader.line_num}: more cells than header columns; quote cells that contain commas"
-                )
-            rows.append({k: _csv_cell(v) for k, v in row.items()})
-            lines.append(reader.line_num)
+        try:
+            for row in reader:
+                if None in row:
+                    raise TaskError(f"{path} line {reader.line_num}: more cells than header columns; "
+                                    "quote cells that contain commas")
+                rows.append({k: _csv_cell(v) for k, v in row.items()})
+                lines.append(reader.line_num)
+        except csv.Error as exc:  # a NUL byte, a field over csv's size limit
+            raise TaskError(f"{path} line {reader.line_num}: not readable CSV ({exc}); fix the file") from None
     return RowSet(str(path), rows, lines)
+
+
+def _read_parquet(path: Path) -> RowSet:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise TaskError(f"{path}: not a readable Parquet file ({exc}); write it again") from None
+    return RowSet(str(path), table.to_pylist())
 
 
 def _csv_cell(value: str | None) -> Any:
@@ -136,7 +159,9 @@ def _csv_cell(value: str | None) -> Any:
     so an `answer` of digits is an index, as it would be in JSON."""
     if value is None:
         return ""
-    if value.lstrip("-").isdigit() and str(int(value)) == value:
+    digits = value[1:] if value.startswith("-") else value
+    # isascii: "²" is a digit to isdigit but not to int(); past 4300 digits int() refuses
+    if digits.isascii() and digits.isdigit() and len(digits) <= 4000 and str(int(value)) == value:
         return int(value)
     return value
 
@@ -171,7 +196,8 @@ def apply_columns(row: Mapping[str, Any], columns: Mapping[str, str], *, gather:
         value = get_field(row, column)
         if value is MISSING:
             raise TaskError(
-                f"column {column!r} (mapped to {canonical!r}) is missing; columns are: {', '.join(map(str, row))}"
+                f"column {column!r} (mapped to {canonical!r}) is missing; "
+                f"columns are: {', '.join(map(shown_name, row))}"
             )
         doc[canonical] = value
     if gather and "choices" not in doc:

@@ -24,6 +24,7 @@ from forgetscope.tasks.builtin import Builtin, get_builtin
 from forgetscope.tasks.formats import DEFAULT_FEWSHOT_SEED, FewShotPool, PromptFormat, build_items
 from forgetscope.tasks.hf import DEFAULT_HINT, load_hf_rows
 from forgetscope.tasks.local import DATA_SUFFIXES, RowSet, apply_columns, detect_kind, read_rows
+from forgetscope.textfile import load_yaml, read_utf8
 
 KIND_ALIASES: dict[str, Kind] = {
     "multiple_choice": "multiple_choice",
@@ -146,17 +147,10 @@ class TaskSpec:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "TaskSpec":
-        import yaml
-
         path = Path(path)
         if not path.exists():
             raise TaskError(f"{path}: spec file not found; check the path")
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" line {mark.line + 1}" if mark is not None else ""
-            raise TaskError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+        data = load_yaml(read_utf8(path, TaskError), path, TaskError)
         if not isinstance(data, dict):
             raise TaskError(f"{path}: a task spec is a YAML mapping of keys ({', '.join(cls.keys())})")
         spec = cls.from_dict(data, origin=str(path), base_dir=path.parent)
@@ -376,7 +370,7 @@ def _check(origin: str, key: str, value: Any) -> Any:
             raise bad("true or false")
         return value
     if key == "kind":
-        if value not in KIND_ALIASES:
+        if not isinstance(value, str) or value not in KIND_ALIASES:
             raise bad("multiple_choice or generate")
         return KIND_ALIASES[value]
     if key == "regex_match":
@@ -406,7 +400,7 @@ def _check_fewshot(origin: str, value: Any) -> FewShotSpec:
     allowed = [f.name for f in fields(FewShotSpec)]
     for key, item in value.items():
         if key not in allowed:
-            raise TaskError(f"{origin}: unknown key 'fewshot.{key}'; allowed keys: {', '.join(allowed)}")
+            raise TaskError(f"{origin}: unknown key {'fewshot.' + str(key)!r}; allowed keys: {', '.join(allowed)}")
         if key in ("k", "seed") and (isinstance(item, bool) or not isinstance(item, int)):
             raise TaskError(f"{origin}: key 'fewshot.{key}' must be an integer, got {item!r}")
         if key in ("split", "file") and not isinstance(item, str):

@@ -15,6 +15,7 @@ from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from forgetscope.textfile import load_yaml, read_utf8
 from forgetscope.train.fields import ConfigError, check, from_mapping, join
 
 if TYPE_CHECKING:
@@ -369,7 +370,10 @@ def read_mapping(path: str | Path) -> dict:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such config file")
-    text = path.read_text()
+    if path.suffix not in (".toml", ".yaml", ".yml"):
+        raise ConfigError(str(path), "a config is a .yaml, .yml or .toml file")
+    error = lambda message: ConfigError("", message)  # noqa: E731 - the message already names the file
+    text = read_utf8(path, error)
     if path.suffix == ".toml":
         import tomllib
 
@@ -377,15 +381,10 @@ def read_mapping(path: str | Path) -> dict:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(str(path), f"not valid TOML: {exc}") from None
-    elif path.suffix in (".yaml", ".yml"):
-        import yaml
-
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError(str(path), f"not valid YAML: {exc}") from None
+        except RecursionError:
+            raise ConfigError(str(path), "not valid TOML: nested too deeply to read") from None
     else:
-        raise ConfigError(str(path), "a config is a .yaml, .yml or .toml file")
+        data = load_yaml(text, path, error)
     if not isinstance(data, dict):
         raise ConfigError(str(path), "the file must hold a mapping at the top level")
     return data

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
+from forgetscope.textfile import read_utf8
 from forgetscope.train.config import RunConfig, SourceConfig
 from forgetscope.train.fields import ConfigError, join
 
@@ -60,7 +61,7 @@ def load_documents(key: str, config: SourceConfig, base_dir: Path | str = ".") -
     docs: list[str] = []
     if config.type == "text":
         for file in _files(key, config, base_dir):
-            text = file.read_text(encoding="utf-8")
+            text = read_utf8(file, lambda message: ConfigError(where, message))
             if config.separator == "file":
                 parts = [text]
             elif config.separator == "line":
@@ -70,12 +71,13 @@ def load_documents(key: str, config: SourceConfig, base_dir: Path | str = ".") -
             docs += [p.strip() for p in parts if p.strip()]
     elif config.type == "jsonl":
         for file in _files(key, config, base_dir):
-            for line_no, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
+            text = read_utf8(file, lambda message: ConfigError(where, message))
+            for line_no, line in enumerate(text.splitlines(), 1):
                 if not line.strip():
                     continue
                 try:
                     row = json.loads(line)
-                except ValueError:
+                except (ValueError, RecursionError):
                     raise ConfigError(where, f"{file}:{line_no}: not valid JSON") from None
                 if not isinstance(row, dict) or config.field not in row:
                     raise ConfigError(join(where, "field"), f"{file}:{line_no}: no {config.field!r} key in {line[:80]!r}")

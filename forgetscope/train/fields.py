@@ -28,6 +28,8 @@ def join(path: str, key: str | int) -> str:
     """`stages` + 1 → `stages[1]`; `model` + `hidden` → `model.hidden`."""
     if isinstance(key, int):
         return f"{path}[{key}]"
+    if not key.isprintable():  # a line break in a key would break the one-line message
+        key = repr(key)
     return f"{path}.{key}" if path else key
 
 

@@ -186,8 +186,11 @@ def init_hash(config: RunConfig, tokenizer_hash: str) -> str:
     """Hash of the initial model: its config, the seed and the tokenizer (or the `init` checkpoint's files)."""
     init_files = None
     if config.model.init:
-        from forgetscope.fingerprint import model_fingerprint
+        from forgetscope.fingerprint import FingerprintError, model_fingerprint
 
-        init_files = model_fingerprint(config.model.init)
+        try:
+            init_files = model_fingerprint(config.model.init)
+        except FingerprintError as exc:
+            raise ConfigError("model.init", f"{exc} (a Hugging Face checkpoint directory to start from)") from None
     return stable_hash({"model": to_mapping(config.model), "seed": config.seed, "tokenizer": tokenizer_hash,
                         "init": init_files}, n=32)

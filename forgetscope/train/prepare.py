@@ -16,7 +16,7 @@ from forgetscope.store import atomic_write_text
 from forgetscope.tasks.base import stable_hash
 from forgetscope.train.config import RunConfig
 from forgetscope.train.data import SourceRows, load_documents, pack_source, source_fingerprint
-from forgetscope.train.fields import to_mapping
+from forgetscope.train.fields import ConfigError, to_mapping
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -47,7 +47,10 @@ def tokenizer_hash(config: RunConfig, fingerprints: dict[str, str]) -> str:
         from forgetscope.fingerprint import file_digest
 
         folder = _resolve(config, tok.path)
-        files = sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
+        if not folder.is_dir():
+            raise ConfigError("tokenizer.path", f"{folder}: no such directory; give a tokenizer directory (as "
+                              "`save_pretrained` writes it) or remove tokenizer.path to train one on the sources")
+        files = sorted(p for p in folder.iterdir() if p.is_file())
         return stable_hash({p.name: file_digest(p) for p in files}, n=32)
     used = tok.sources or list(config.sources)
     return stable_hash({"tokenizer": to_mapping(tok), "context": config.model.context,
@@ -68,7 +71,14 @@ def load_or_train_tokenizer(config: RunConfig, fingerprints: dict[str, str], dir
 
     tok_hash = tokenizer_hash(config, fingerprints)
     if config.tokenizer.path:
-        return AutoTokenizer.from_pretrained(str(_resolve(config, config.tokenizer.path))), tok_hash
+        folder = _resolve(config, config.tokenizer.path)
+        try:
+            return AutoTokenizer.from_pretrained(str(folder)), tok_hash
+        except (OSError, ValueError) as exc:  # no tokenizer files in it, or files transformers cannot read
+            from forgetscope.backends.hf import missing_tokenizer
+
+            reason = missing_tokenizer(folder) or f"{folder}: no tokenizer loads from it ({' '.join(str(exc).split())})"
+            raise ConfigError("tokenizer.path", f"{reason}; or remove tokenizer.path to train one") from None
     marker = directory / "forgetscope-tokenizer.json"
     if is_main:
         try:

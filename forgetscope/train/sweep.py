@@ -85,7 +85,9 @@ def load_sweep_config(path: str | Path) -> SweepConfig:
         data = {**data, "base": read_mapping(base_path)}
         base_dir = base_path.resolve().parent
     check("base" in data, "base", "is required: a run config mapping or the path of one")
-    return from_mapping(SweepConfig, {**data, "base_dir": str(base_dir)})
+    sweep = from_mapping(SweepConfig, {**data, "base_dir": str(base_dir)})
+    check(sweep.eval.batch_size > 0, "eval.batch_size", f"must be positive, got {sweep.eval.batch_size}")
+    return sweep
 
 
 def set_path(data: dict, dotted: str, value: Any) -> None:

@@ -47,7 +47,7 @@ def test_generative_default_template_is_the_prompt():
 @pytest.mark.parametrize(
     ("answer", "labels", "gold"),
     [(2, None, (2,)), ("c", None, (2,)), ("C", None, (2,)), ("2", None, (2,)), ("3", ["1", "2", "3"], (2,)),
-     ([0, "c"], None, (0, 2)), (True, None, (1,))],
+     ([0, "c"], None, (0, 2))],
 )  # fmt: skip
 def test_gold_by_index_text_letter_and_label(answer, labels, gold):
     assert resolve_gold(answer, ["a", "b", "c"], labels) == gold
