@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .schema import METRIC_COLUMNS
+from .textfile import read_utf8
 
 DEFAULT_MAX_FORGETTING = 0.02
 DEFAULT_ALPHA = 0.05
@@ -104,12 +105,9 @@ def load_config(path: Path | str | None, **overrides) -> GateConfig:
         return parse_config(None, "command line", **overrides)
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_utf8(path, GateConfigError)
     except OSError as exc:
         raise GateConfigError(f"{path}: cannot read the gate config ({exc.strerror or exc})") from None
-    except UnicodeDecodeError as exc:
-        raise GateConfigError(f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at byte offset "
-                              f"{exc.start}); save the gate config as UTF-8") from None
     if path.suffix.lower() == ".toml":
         import tomllib
 

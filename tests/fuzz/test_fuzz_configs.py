@@ -121,8 +121,6 @@ def test_gate_config_fields_of_any_type(data):
         gate_config(Path(folder), "gate.yaml", yaml_text(data))
 
 
-# The gate config's reader still lets a UnicodeDecodeError out; that reader is being reworked
-# separately (exit 2 with the gate's reports written), so this one case may fail until then.
-@pytest.mark.xfail(strict=False, reason="non-UTF-8 gate config: fixed with the gate's fail-closed rework")
 def test_gate_config_not_utf8(tmp_path):
-    gate_config(tmp_path, "gate.yaml", b"metric: acc\ndefaults: {max_forgetting: 0.02}  # \xe9\n")
+    with pytest.raises(GateConfigError, match=r"gate.yaml: not UTF-8 text: byte 0xe9 at byte offset 48 \(line 2\)"):
+        load_config(write(tmp_path, "gate.yaml", b"metric: acc\ndefaults: {max_forgetting: 0.02}  # \xe9\n"))

@@ -95,8 +95,8 @@ def test_non_utf8_config_names_the_byte(tmp_path, records_dirs):
     config = tmp_path / "gate.yaml"
     config.write_bytes(b"defaults:\n  max_forgetting: 0.02  # caf\xe9\n")
     result = gate(tmp_path, baseline, candidate, "--config", config)
-    # 10 + 29 bytes before it
-    assert_cannot_decide(tmp_path, result, "gate.yaml: not UTF-8 text (byte 0xe9 at byte offset 39)")
+    # 10 + 29 bytes before it, on the second line
+    assert_cannot_decide(tmp_path, result, "gate.yaml: not UTF-8 text: byte 0xe9 at byte offset 39 (line 2)")
 
 
 def test_identical_only_is_accepted_as_the_mismatch_message_says(tmp_path):
