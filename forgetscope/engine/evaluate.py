@@ -14,7 +14,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -24,7 +24,7 @@ from ..backends.base import (Backend, GenerationRequest, LoglikelihoodRequest, N
                              check_finite)
 from ..backends.weights import refuse_pickle
 from ..records.schema import SCHEMA, empty_table, to_table
-from ..records.store import RUN_KEY_COLUMNS, RunDir, dedupe
+from ..records.store import RUN_KEY_COLUMNS, dedupe
 from ..tasks.base import Item, Task, stable_hash
 from .fingerprint import model_fingerprint, resolve_model_dir
 
@@ -132,21 +132,55 @@ def evaluate(
     backend: Backend | None = None,
     progress: ProgressFn | None = None,
 ) -> pd.DataFrame:
-    """Score every item of every task (reusing cached rows) and return their records."""
+    """Score every item of every task (reusing cached rows) and return their records.
+
+    `output_dir` is a local directory or a URL fsspec opens (records.fsstore)."""
     settings = settings or EvalSettings()
+    ckpt, model_fp = prepare_checkpoint(checkpoint, settings, check_pickle=backend is None)
+    frames = []
+    lazy = _LazyBackend(ckpt, settings, backend)
+    for task in tasks:
+        plan = plan_task(ckpt, model_fp, task, output_dir, settings)
+        total = len(task.items)
+        if progress:
+            progress(task.name, total - len(plan.todo), total)
+        if plan.todo:
+            backend_now = lazy.get()
+            for start, chunk in plan.chunks(chunk_step(settings, backend_now)):
+                score_chunk(plan, chunk, backend_now)
+                if progress:
+                    progress(task.name, total - len(plan.todo) + start + len(chunk), total)
+        frames.append(finish_task(plan))
+    if not frames:
+        return SCHEMA.empty_table().to_pandas()
+    return pd.concat(frames, ignore_index=True)
+
+
+def prepare_checkpoint(checkpoint: Checkpoint | str, settings: EvalSettings,
+                       check_pickle: bool = True) -> tuple[Checkpoint, str]:
+    """The checkpoint (its GGUF file from the settings if it names none) and its fingerprint; a model
+    whose weights exist only as pickle is refused here, before anything is scored or shown."""
     ckpt = Checkpoint(checkpoint) if isinstance(checkpoint, str) else checkpoint
     if settings.gguf_file and not ckpt.gguf_file:
         ckpt.gguf_file = settings.gguf_file
     model_fp = ckpt.resolve_fingerprint()
-    if backend is None and not ckpt.gguf_file and not settings.allow_pickle:  # before anything is scored or shown
+    if check_pickle and not ckpt.gguf_file and not settings.allow_pickle:
         refuse_pickle(ckpt.model if Path(ckpt.model).exists() else resolve_model_dir(ckpt.model), False)
-    frames = []
-    lazy = _LazyBackend(ckpt, settings, backend)
-    for task in tasks:
-        frames.append(_evaluate_task(ckpt, model_fp, task, Path(output_dir), settings, lazy, progress))
-    if not frames:
-        return SCHEMA.empty_table().to_pandas()
-    return pd.concat(frames, ignore_index=True)
+    return ckpt, model_fp
+
+
+def load_backend(ckpt: Checkpoint, settings: EvalSettings, threads: int | None = None) -> Backend:
+    """The settings' backend with the checkpoint's model loaded (`threads` overrides settings.threads)."""
+    from ..backends import create_backend
+
+    s = settings
+    return create_backend(
+        s.backend, ckpt.model, dtype=s.dtype, device=s.device, batch_size=s.batch_size,
+        max_length=s.max_length, gguf_file=ckpt.gguf_file,
+        trust_remote_code=s.trust_remote_code, threads=threads or s.threads, allow_pickle=s.allow_pickle,
+        **({"gpu_memory_utilization": s.gpu_memory_utilization, "max_model_len": s.max_model_len,
+            "tensor_parallel_size": s.tensor_parallel_size, "seed": s.seed} if s.backend == "vllm" else {}),
+    )
 
 
 class _LazyBackend:
@@ -157,28 +191,70 @@ class _LazyBackend:
 
     def get(self) -> Backend:
         if self._backend is None:
-            from ..backends import create_backend
-
-            s = self.settings
-            self._backend = create_backend(
-                s.backend, self.ckpt.model, dtype=s.dtype, device=s.device, batch_size=s.batch_size,
-                max_length=s.max_length, gguf_file=self.ckpt.gguf_file,
-                trust_remote_code=s.trust_remote_code, threads=s.threads, allow_pickle=s.allow_pickle,
-                **({"gpu_memory_utilization": s.gpu_memory_utilization, "max_model_len": s.max_model_len,
-                    "tensor_parallel_size": s.tensor_parallel_size, "seed": s.seed} if s.backend == "vllm" else {}),
-            )
+            self._backend = load_backend(self.ckpt, self.settings)
         return self._backend
 
 
-def _evaluate_task(
-    ckpt: Checkpoint,
-    model_fp: str,
-    task: Task,
-    root: Path,
-    settings: EvalSettings,
-    lazy: _LazyBackend,
-    progress: ProgressFn | None,
-) -> pd.DataFrame:
+def chunk_step(settings: EvalSettings, backend: Backend | None = None) -> int:
+    """Items per chunk: settings.chunk_size, or more for a backend that batches by itself (vLLM asks
+    for a whole task per call). Without a loaded backend, the backend class's own request."""
+    per_call = getattr(backend, "items_per_call", None) if backend is not None else _items_per_call(settings.backend)
+    return max(1, settings.chunk_size, per_call or 0)
+
+
+def _items_per_call(name: str) -> int | None:
+    if name == "vllm":  # the class attribute, without importing vllm
+        from ..backends.vllm import VLLMBackend
+
+        return VLLMBackend.items_per_call
+    return None
+
+
+@dataclass
+class TaskPlan:
+    """One (checkpoint, task): where its rows go, which are done, which items are left to score.
+
+    Made by `plan_task` (which also borrows rows of relatives and writes meta.json), scored chunk
+    by chunk with `score_chunk` (in this process or on a worker: a plan pickles), and finished by
+    `finish_task`, which merges the parts. The executors (engine.executor) run these three steps."""
+
+    checkpoint: Checkpoint
+    model_fp: str
+    task: Task
+    task_fp: str
+    settings: EvalSettings
+    run: Any
+    """store.RunDir (a local path) or fsstore.FsRunDir (a URL)."""
+    current: dict[str, str]
+    """item_id → item_hash of the task's items."""
+    n_repeats: int
+    done_keys: set = field(default_factory=set, repr=False)
+    """(item_id, repeat) already stored."""
+    todo: list[Item] = field(default_factory=list, repr=False)
+    relatives: list = field(default_factory=list, repr=False)
+
+    @property
+    def settings_hash(self) -> str:
+        return self.settings.settings_hash()
+
+    @property
+    def repeats(self) -> range:
+        return range(self.n_repeats)
+
+    def chunks(self, step: int) -> list[tuple[int, list[Item]]]:
+        """(offset into todo, items) of each chunk of at most `step` items."""
+        return [(start, self.todo[start:start + step]) for start in range(0, len(self.todo), step)]
+
+    def unit_tag(self, items: Sequence[Item]) -> str:
+        """12 hex digits naming the part of exactly these items of this run (see RunDir.append)."""
+        return stable_hash({"model": self.model_fp, "task": self.task_fp, "settings": self.settings_hash,
+                            "items": [i.item_id for i in items], "repeats": self.n_repeats}, n=12)
+
+
+def plan_task(ckpt: Checkpoint, model_fp: str, task: Task, root: Path | str, settings: EvalSettings) -> TaskPlan:
+    """Find the task's stored rows (borrowing those of relatives) and what is left to score."""
+    from ..records.fsstore import open_run_dir
+
     task_fp = task.fingerprint()
     settings_hash = settings.settings_hash()
     # The family key holds what judges every item alike: model, task name, settings and, for
@@ -188,7 +264,7 @@ def _evaluate_task(
     judging = task.generation.to_dict() if any(i.kind == "generate" for i in task.items) else None
     family = stable_hash({"model": model_fp, "task": task.name, "settings": settings_hash, "judging": judging}, n=32)
     run_key = stable_hash({"family": family, "task_fingerprint": task_fp}, n=32)
-    run = RunDir.for_run(root, model_fp, task.name, run_key)
+    run = open_run_dir(root, model_fp, task.name, run_key)
     current = {item.item_id: item.item_hash for item in task.items}
     repeats = range(max(1, settings.repeats))
     done = run.read(valid=current)
@@ -208,38 +284,40 @@ def _evaluate_task(
         run.append(borrowed)
         done_keys |= set(zip(borrowed.column("item_id").to_pylist(), borrowed.column("repeat").to_pylist()))
         todo = [item for item in task.items if any((item.item_id, r) not in done_keys for r in repeats)]
-    total = len(task.items)
-    if progress:
-        progress(task.name, total - len(todo), total)
-    if todo:
-        backend = lazy.get()
-        context = _RowContext(ckpt.name, model_fp, task, task_fp, settings_hash, settings, backend)
-        # a backend that batches by itself (vLLM) may ask for bigger calls than chunk_size
-        step = max(1, settings.chunk_size, getattr(backend, "items_per_call", None) or 0)
-        for start in range(0, len(todo), step):
-            chunk = todo[start:start + step]
-            rows = [row for row in context.score(chunk, repeats) if (row["item_id"], row["repeat"]) not in done_keys]
-            run.append(to_table(rows))
-            if progress:
-                progress(task.name, total - len(todo) + start + len(chunk), total)
-    final = run.finalize(valid=current, checkpoint=ckpt.name)
-    for relative in relatives:
+    return TaskPlan(ckpt, model_fp, task, task_fp, settings, run, current, len(repeats), done_keys, todo, relatives)
+
+
+def score_chunk(plan: TaskPlan, items: Sequence[Item], backend: Backend, tag: str | None = None) -> int:
+    """Score `items` (those not yet done of every repeat) and store their rows as one part; returns
+    how many rows were written. `tag` names the part (RunDir.append), so a retried unit can tell."""
+    context = _RowContext(plan.checkpoint.name, plan.model_fp, plan.task, plan.task_fp, plan.settings_hash,
+                          plan.settings, backend)
+    rows = [row for row in context.score(list(items), plan.repeats)
+            if (row["item_id"], row["repeat"]) not in plan.done_keys]
+    plan.run.append(to_table(rows), tag=tag)
+    return len(rows)
+
+
+def finish_task(plan: TaskPlan) -> pd.DataFrame:
+    """Merge the parts into the run's records file and return the task's rows."""
+    final = plan.run.finalize(valid=plan.current, checkpoint=plan.checkpoint.name)
+    for relative in plan.relatives:
         if "family_key" not in relative.read_meta():  # the layout before run keys held task contents
             relative.remove_if_within(final)  # only once every row of it lives on here
     frame = final.to_pandas()
     # rows of items not in this task (e.g. beyond --limit) stay on disk but are not returned
-    frame = frame[frame["item_id"].isin(current.keys()) & (frame["repeat"] < len(repeats))]
-    return frame.assign(task_fingerprint=task_fp).reset_index(drop=True)
+    frame = frame[frame["item_id"].isin(plan.current.keys()) & (frame["repeat"] < plan.n_repeats)]
+    return frame.assign(task_fingerprint=plan.task_fp).reset_index(drop=True)
 
 
-def _family_of(run: RunDir) -> str | None:
+def _family_of(run) -> str | None:
     """A run directory's family key; a directory written before run keys held task contents has
     its family key as its run key (the same hash)."""
     meta = run.read_meta()
     return meta.get("family_key", meta.get("run_key"))
 
 
-def _borrow(relatives: list[RunDir], current: dict[str, str], n_repeats: int, done: set, task_fp: str) -> "pa.Table":
+def _borrow(relatives: list, current: dict[str, str], n_repeats: int, done: set, task_fp: str) -> "pa.Table":
     """Rows of these items (same item_id and item_hash, repeat < n_repeats, not yet done) from run
     directories of the same family, marked as rows of this task content."""
     found = []

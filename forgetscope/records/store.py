@@ -95,13 +95,18 @@ def write_table(table: pa.Table, path: Path, unique_on: list[str] | None = None)
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_sibling(path)
+    pq.write_table(with_unique_note(table, unique_on), tmp, compression="zstd")
+    os.replace(tmp, path)
+
+
+def with_unique_note(table: pa.Table, unique_on: list[str] | None) -> pa.Table:
+    """`table` carrying the note that its rows are unique on `unique_on` (see `write_table`)."""
     if unique_on is not None:
         groups = _groups(table)
         if groups is not None:
             note = json.dumps({"key": list(unique_on), "groups": groups}).encode()
             table = table.replace_schema_metadata({**(table.schema.metadata or {}), UNIQUE_KEY: note})
-    pq.write_table(table, tmp, compression="zstd")
-    os.replace(tmp, path)
+    return table
 
 
 def _groups(table: pa.Table, limit: int = 1000) -> list[list[str]] | None:
@@ -114,21 +119,23 @@ def _groups(table: pa.Table, limit: int = 1000) -> list[list[str]] | None:
     return sorted([str(c), str(t)] for c, t in zip(pairs.column(0).to_pylist(), pairs.column(1).to_pylist()))
 
 
-def read_table(path: Path, columns: list[str] | None = None, *, dictionary: bool = False,
-               filters: list | None = None) -> pa.Table:
+def read_table(path: Path | str, columns: list[str] | None = None, *, dictionary: bool = False,
+               filters: list | None = None, filesystem=None) -> pa.Table:
     """Read a records file (all columns, conformed to the schema, or just `columns`).
 
     dictionary=True reads the DICTIONARY_COLUMNS dictionary-encoded, as
     Parquet stores them (no decoding, a fraction of the memory). `filters`
-    (pyarrow's form) keeps only the matching rows.
+    (pyarrow's form) keeps only the matching rows. `filesystem` (pyarrow's or
+    fsspec's) reads `path` from there (records.fsstore).
     """
     wanted = columns if columns else None
     read_dictionary = [c for c in DICTIONARY_COLUMNS if columns is None or c in columns] if dictionary else None
     try:
         if wanted:  # a column the file lacks gets its neutral value below, as a whole-file read gives it
-            present = set(pq.read_schema(path).names)
+            present = set(pq.read_schema(path, filesystem=filesystem).names)
             wanted = [c for c in wanted if c in present]
-        table = pq.read_table(path, columns=wanted, read_dictionary=read_dictionary, filters=filters)
+        table = pq.read_table(path, columns=wanted, read_dictionary=read_dictionary, filters=filters,
+                              filesystem=filesystem)
     except FileNotFoundError:
         raise StoreError(f"{path}: file not found") from None
     except (pa.ArrowInvalid, OSError) as exc:
@@ -251,27 +258,22 @@ class RunDir:
                 # a concurrent finalize merged a part into records.parquet and removed it: list again
         else:
             raise StoreError(f"{self.path}: its files kept changing while being read; re-run")
-        if not tables:
-            return empty_table()
-        table = pa.concat_tables(tables)
-        if valid:
-            ids = table.column("item_id").to_pylist()
-            hashes = table.column("item_hash").to_pylist()
-            keep = [valid.get(i, h) == h for i, h in zip(ids, hashes)]
-            if not all(keep):
-                table = table.filter(pa.array(keep))
-        broken = non_finite_rows(table)
-        if broken.any():  # a NaN score is no answer (older versions stored them): rescored, never reused
-            table = table.filter(pa.array(~broken))
-        return dedupe(table, RUN_KEY_COLUMNS)
+        return usable_rows(tables, valid)
 
-    def append(self, table: pa.Table) -> Path:
-        """Write rows as a new part; its name is this writer's alone, so concurrent writers never clash."""
+    def append(self, table: pa.Table, tag: str | None = None) -> Path:
+        """Write rows as a new part; its name is this writer's alone, so concurrent writers never clash.
+
+        `tag` (12 hex digits, e.g. a hash of the unit of work) names the part instead of a random id,
+        so a writer that is retried can see with `has_part` that its rows are already stored."""
         existing = self.parts()
         number = int(existing[-1].stem.split("-")[1]) + 1 if existing else 0
-        path = self.path / f"part-{number:06d}-{uuid.uuid4().hex[:12]}.parquet"
+        path = self.path / part_name(number, tag)
         write_table(conform(table), path)
         return path
+
+    def has_part(self, tag: str) -> bool:
+        """Whether a part written with this tag exists (it is removed once merged into records.parquet)."""
+        return self.path.is_dir() and any(self.path.glob(f"part-*-{tag}.parquet"))
 
     def finalize(self, valid: dict[str, str] | None = None, checkpoint: str | None = None) -> pa.Table:
         """Merge parts into records.parquet (atomically), then remove the parts.
@@ -321,6 +323,33 @@ class RunDir:
                 return False
             shutil.rmtree(self.path, ignore_errors=True)
         return True
+
+
+def part_name(number: int, tag: str | None = None) -> str:
+    """`part-000003-<tag or a random id>.parquet`."""
+    if tag is not None and not re.fullmatch(r"[0-9a-f]{12}", tag):
+        raise ValueError(f"a part tag is 12 hex digits, got {tag!r}")
+    return f"part-{number:06d}-{tag or uuid.uuid4().hex[:12]}.parquet"
+
+
+def usable_rows(tables: list[pa.Table], valid: dict[str, str] | None = None) -> pa.Table:
+    """The rows of a run directory's files that a run may reuse, without duplicates.
+
+    With `valid` (item_id → current item_hash), rows of those items whose hash differs are
+    stale (the item changed) and are left out; so are rows with non-finite scores."""
+    if not tables:
+        return empty_table()
+    table = pa.concat_tables(tables)
+    if valid:
+        ids = table.column("item_id").to_pylist()
+        hashes = table.column("item_hash").to_pylist()
+        keep = [valid.get(i, h) == h for i, h in zip(ids, hashes)]
+        if not all(keep):
+            table = table.filter(pa.array(keep))
+    broken = non_finite_rows(table)
+    if broken.any():  # a NaN score is no answer (older versions stored them): rescored, never reused
+        table = table.filter(pa.array(~broken))
+    return dedupe(table, RUN_KEY_COLUMNS)
 
 
 def non_finite_rows(table: pa.Table) -> np.ndarray:
