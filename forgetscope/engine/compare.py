@@ -8,7 +8,7 @@ which is read as it is (so a baseline need not be re-run).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import pandas as pd
 
@@ -16,6 +16,9 @@ from ..analysis.stability import DEFAULT_FLIP_TOLERANCE
 from ..records.store import load_records
 from ..tasks.base import Task
 from .evaluate import Checkpoint, EvalSettings, ProgressFn, evaluate
+
+if TYPE_CHECKING:
+    from .executor import Executor
 
 
 class CompareError(ValueError):
@@ -71,11 +74,49 @@ def records_for(
         if name:
             records = records.assign(checkpoint=name)
         return records.reset_index(drop=True)
+    _check_model_side(arg, tasks)
+    return evaluate(Checkpoint(arg, name=name or arg), tasks, output_dir, settings, progress=progress)
+
+
+def _check_model_side(arg: str, tasks: Sequence[Task]) -> None:
     if not tasks:
         if not Path(arg).exists() and (arg.startswith((".", "/", "~")) or arg.count("/") > 1):
             raise CompareError(f"{arg}: no such file or directory; give a records file/dir, or a model with --task")
         raise CompareError(f"{arg} is a model: name the tasks to evaluate it on with --task")
-    return evaluate(Checkpoint(arg, name=name or arg), tasks, output_dir, settings, progress=progress)
+
+
+def records_for_sides(
+    sides: Sequence[tuple[str, str | None]],
+    tasks: Sequence[Task],
+    output_dir: Path | str,
+    settings: EvalSettings,
+    *,
+    executor: "Executor | None" = None,
+    progress: ProgressFn | None = None,
+    columns: list[str] | None = None,
+    margins: str | None = None,
+) -> list[pd.DataFrame]:
+    """`records_for` of every (argument, name) side, in order. With a cluster executor the model sides
+    are evaluated together (their units in parallel); stored sides are read here as `records_for` reads
+    them. Without one (or with a LocalExecutor), side after side."""
+    from .executor import EvalJob, LocalExecutor
+
+    if executor is None or isinstance(executor, LocalExecutor):
+        progress = progress or (executor.progress if executor is not None else None)
+        return [records_for(arg, tasks, output_dir, settings, name=name, progress=progress, columns=columns,
+                            margins=margins) for arg, name in sides]
+    frames: dict[int, pd.DataFrame] = {}
+    jobs, places = [], []
+    for place, (arg, name) in enumerate(sides):
+        if is_records_path(arg):
+            frames[place] = records_for(arg, tasks, output_dir, settings, name=name, columns=columns, margins=margins)
+        else:
+            _check_model_side(arg, tasks)
+            jobs.append(EvalJob(Checkpoint(arg, name=name or arg), tasks))
+            places.append(place)
+    for place, frame in zip(places, executor.evaluate(jobs, output_dir, settings) if jobs else []):
+        frames[place] = frame
+    return [frames[place] for place in range(len(sides))]
 
 
 def record_evaluated_order(output_dir: Path | str, sides: Sequence[pd.DataFrame]) -> None:
@@ -101,20 +142,21 @@ def compare_checkpoints(
     columns: list[str] | None = None,
     flip_tolerance: float | None = DEFAULT_FLIP_TOLERANCE,
     with_margins: bool = False,
+    executor: "Executor | None" = None,
 ):
     """Evaluate (or read) both sides and return (Comparison, records_before, records_after).
 
     `columns`: what to load from a stored records side (see records_for); `with_margins`: also
     load its decision margins under `metric` (for unstable flips) without the list columns.
-    `flip_tolerance`: count flips with a decision margin below it apart (analysis.stability)."""
+    `flip_tolerance`: count flips with a decision margin below it apart (analysis.stability).
+    `executor`: who evaluates model sides (engine.executor; default: this process, side after side)."""
     from ..analysis import compare_records
 
     settings = settings or EvalSettings()
     margin_metric = metric if with_margins and flip_tolerance else None
-    rec_before = records_for(before, tasks, output_dir, settings, progress=progress, columns=columns,
-                             margins=margin_metric)
-    rec_after = records_for(after, tasks, output_dir, settings, progress=progress, columns=columns,
-                            margins=margin_metric)
+    rec_before, rec_after = records_for_sides([(before, None), (after, None)], tasks, output_dir, settings,
+                                              executor=executor, progress=progress, columns=columns,
+                                              margins=margin_metric)
     if not (is_records_path(before) and is_records_path(after)):  # a model was evaluated into output_dir
         record_evaluated_order(output_dir, [rec_before, rec_after])
     comparison = compare_records(rec_before, rec_after, metric=metric, identical_only=identical_only,

@@ -38,14 +38,23 @@ class OrderError(ValueError):
 
 
 def record_order(results_dir: str | Path, checkpoints: Sequence[str]) -> Path | None:
-    """Record that `checkpoints` (names as in the records) came in this order; None for fewer than two."""
+    """Record that `checkpoints` (names as in the records) came in this order; None for fewer than two (or
+    when results_dir is a URL: the file is written there, records.fsstore)."""
     from .store import atomic_write_text
 
     names = list(dict.fromkeys(str(c) for c in checkpoints))
     if len(names) < 2:
         return None
     text = json.dumps({"format": ORDER_FORMAT, "version": 1, "checkpoints": names}, indent=1)
-    path = Path(results_dir) / ORDERS_DIR / f"{hashlib.sha256(text.encode()).hexdigest()[:16]}.json"
+    name = f"{hashlib.sha256(text.encode()).hexdigest()[:16]}.json"
+    from .fsstore import exists, is_url, write_text
+
+    if is_url(str(results_dir)):  # a results directory at a URL (records.fsstore)
+        url = f"{str(results_dir).rstrip('/')}/{ORDERS_DIR}/{name}"
+        if not exists(url):
+            write_text(url, text)
+        return None
+    path = Path(results_dir) / ORDERS_DIR / name
     if not path.exists():
         atomic_write_text(path, text)
     return path

@@ -92,12 +92,9 @@ def _accuracy(records: "pd.DataFrame", tasks: list[str], column: str) -> float |
     return float(part[column].mean()) if len(part) else None
 
 
-def evaluate_run(run: "SweepRun", output: Path, eval_config: "EvalConfig", *, device: str = "auto",
-                 progress=None) -> tuple[dict[str, Any], dict[str, "pd.DataFrame"]]:
-    """Evaluate the run's stage checkpoints (cached) and compute its frontier row."""
-    from forgetscope.analysis import compare_records
-    from forgetscope.engine.evaluate import Checkpoint, EvalSettings, evaluate
-    from forgetscope.records.schema import metric_column
+def run_evaluations(run: "SweepRun", output: Path, eval_config: "EvalConfig"):
+    """What a run's evaluation scores: (target, downstream and all tasks, [(manifest entry, Checkpoint)])."""
+    from forgetscope.engine.evaluate import Checkpoint
 
     config, run_dir = run.config, output / "runs" / run.name
     manifest = read_manifest(run_dir)
@@ -111,15 +108,30 @@ def evaluate_run(run: "SweepRun", output: Path, eval_config: "EvalConfig", *, de
     if not tasks:
         raise ConfigError("eval.target_tasks", "no tasks to evaluate: name target_tasks or add a posttrain stage")
     homes = {s["name"]: Path(s["home"]).name for s in manifest.get("stages", [])}
-    eval_settings = EvalSettings(batch_size=eval_config.batch_size, device=device)
-    records: dict[str, pd.DataFrame] = {}
-    finals: dict[str, dict] = {}
+    checkpoints = []
     for entry in manifest["checkpoints"]:
         if not (entry["final"] or eval_config.every_checkpoint):
             continue
         label = f"{homes.get(entry['stage'], entry['stage'])}/step-{entry['step']}"
-        records[entry["name"]] = evaluate(Checkpoint(str(run_dir / entry["path"]), name=label), tasks,
-                                          output / "results", eval_settings, progress=progress)
+        checkpoints.append((entry, Checkpoint(str(run_dir / entry["path"]), name=label)))
+    return (target_tasks, downstream_tasks, tasks), checkpoints
+
+
+def evaluate_run(run: "SweepRun", output: Path, eval_config: "EvalConfig", *, device: str = "auto",
+                 progress=None) -> tuple[dict[str, Any], dict[str, "pd.DataFrame"]]:
+    """Evaluate the run's stage checkpoints (cached) and compute its frontier row."""
+    from forgetscope.analysis import compare_records
+    from forgetscope.engine.evaluate import EvalSettings, evaluate
+    from forgetscope.records.schema import metric_column
+
+    config = run.config
+    post, ft = _last(config, "posttrain"), _last(config, "finetune")
+    (target_tasks, downstream_tasks, tasks), checkpoints = run_evaluations(run, output, eval_config)
+    eval_settings = EvalSettings(batch_size=eval_config.batch_size, device=device)
+    records: dict[str, pd.DataFrame] = {}
+    finals: dict[str, dict] = {}
+    for entry, checkpoint in checkpoints:
+        records[entry["name"]] = evaluate(checkpoint, tasks, output / "results", eval_settings, progress=progress)
         if entry["final"]:
             finals[entry["stage"]] = entry
     column = metric_column(eval_config.metric)

@@ -105,6 +105,7 @@ def train_run(
     log: Callable[[str], None] | None = print,
     log_every: int = 50,
     prepared: Prepared | None = None,
+    until_stage: str | None = None,
 ) -> RunResult:
     """Train (or reuse, or resume) every stage of `config`; see the module docstring.
 
@@ -112,11 +113,12 @@ def train_run(
     `run_dir`); a sweep points it at a directory named by the stage hash so
     identical stages are shared. `overwrite` retrains a stage whose record
     was made with different settings (otherwise that is an error).
-    `max_steps` stops after that many optimizer steps in this call.
+    `max_steps` stops after that many optimizer steps in this call; `until_stage` after that
+    stage (a sweep trains a stage that runs share once, before the runs go their own ways).
     """
     with quiet_transformers():
         return _train_run(config, Path(run_dir), stage_home, tokenizer_dir, device, overwrite, max_steps, log,
-                          log_every, prepared)
+                          log_every, prepared, until_stage)
 
 
 @contextmanager
@@ -137,7 +139,7 @@ def quiet_transformers():
 
 
 def _train_run(config, run_dir: Path, stage_home, tokenizer_dir, device: str, overwrite: bool, max_steps, log,
-               log_every: int, prepared) -> RunResult:
+               log_every: int, prepared, until_stage: str | None = None) -> RunResult:
     dist = from_env("cuda" if device.startswith("cuda") else device)
     device = pick_device(device, dist)
     if device == "cpu":
@@ -148,6 +150,11 @@ def _train_run(config, run_dir: Path, stage_home, tokenizer_dir, device: str, ov
     if prepared is None:
         prepared = prepare(config, Path(tokenizer_dir or run_dir / "tokenizer"), dist.is_main, dist.barrier)
     plans = plan_run(config, prepared)
+    if until_stage is not None:
+        names = [p.name for p in plans]
+        if until_stage not in names:
+            raise RunError(f"no stage {until_stage!r} in run {config.name!r} (stages: {', '.join(names)})")
+        plans = plans[:names.index(until_stage) + 1]
     data = stage_data(prepared)
     runtime = Runtime(device, config.precision, config.compile, dist, log if dist.is_main else None, log_every)
     result = RunResult(run_dir, run_dir / "manifest.json", True)

@@ -134,6 +134,22 @@ def expand(sweep: SweepConfig) -> list[SweepRun]:
     return runs
 
 
+def write_sweep_file(sweep: SweepConfig, runs: list[SweepRun], output: Path) -> None:
+    """sweep.json: the grid and every run's values."""
+    atomic_write_text(output / "sweep.json", json.dumps({
+        "name": sweep.name, "grid": sweep.grid, "runs": [{"name": r.name, "values": r.values} for r in runs]},
+        indent=1, default=str))
+
+
+def tokenizer_dir_for(run: SweepRun, output: Path) -> Path:
+    """Where a run's tokenizer lives: shared by every run trained on the same sources and settings."""
+    from forgetscope.train.data import source_fingerprint
+    from forgetscope.train.prepare import tokenizer_hash
+
+    fps = {k: source_fingerprint(k, s, run.config.base_dir) for k, s in run.config.sources.items()}
+    return output / "tokenizers" / tokenizer_hash(run.config, fps)[:12]
+
+
 def stage_home_for(output: Path) -> Callable:
     return lambda plan: output / "stages" / f"{plan.name}-{plan.hash[:12]}"
 
@@ -150,13 +166,13 @@ class SweepResult:
     """run → {"post": records, "finetune": records, ...} of the final checkpoints (for per-item views)."""
     trained: dict[str, list[str]] = dataclass_field(default_factory=dict)
     """run → stages it trained (the rest were shared or reused)."""
+    units: list = dataclass_field(default_factory=list)
+    """On Ray: every evaluation unit and where it ran (engine.executor.UnitReport)."""
 
 
 def run_sweep(sweep: SweepConfig, output: str | Path, *, device: str = "auto", log: Callable[[str], None] | None = print,
               log_every: int = 50, progress=None, plot: bool = True) -> SweepResult:
     """Train every run (sharing identical stages), evaluate every stage checkpoint, write the frontier."""
-    from forgetscope.train.data import source_fingerprint
-    from forgetscope.train.prepare import tokenizer_hash
     from forgetscope.train.runner import train_run
 
     import os
@@ -168,12 +184,9 @@ def run_sweep(sweep: SweepConfig, output: str | Path, *, device: str = "auto", l
     runs = expand(sweep)
     say = log or (lambda _m: None)
     result = SweepResult(output, runs, None)
-    atomic_write_text(output / "sweep.json", json.dumps({
-        "name": sweep.name, "grid": sweep.grid, "runs": [{"name": r.name, "values": r.values} for r in runs]},
-        indent=1, default=str))
+    write_sweep_file(sweep, runs, output)
     for run in runs:
-        fps = {k: source_fingerprint(k, s, run.config.base_dir) for k, s in run.config.sources.items()}
-        tok_dir = output / "tokenizers" / tokenizer_hash(run.config, fps)[:12]
+        tok_dir = tokenizer_dir_for(run, output)
         say(f"── run {run.name}")
         done = train_run(run.config, output / "runs" / run.name, stage_home=stage_home_for(output),
                          tokenizer_dir=tok_dir, device=device, log=log, log_every=log_every)

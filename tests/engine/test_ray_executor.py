@@ -1,9 +1,8 @@
 """The Ray executor on a real local Ray cluster (two 1-CPU workers): the same rows as a local run,
 a killed worker, a killed driver, a deterministic failure.
 
-The cluster is started once for the module with `ray start --head --block` in its own session
-(so it can be stopped by its process group without touching anyone else's Ray). Units note their
-start and end in a trace directory and wait at their start while `hold` exists there
+The cluster (conftest.py) is a `ray start --head` in its own session. Units note their start and
+end in a trace directory and wait at their start while `hold` exists there
 (ray_executor.TRACE_ENV), which is how a test kills a worker mid-unit.
 """
 
@@ -11,12 +10,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import textwrap
 import threading
 import time
@@ -35,65 +31,16 @@ from forgetscope.engine.ray_executor import TRACE_ENV, RayExecutor  # noqa: E402
 from forgetscope.records.store import load_records  # noqa: E402
 
 from ..core.helpers import mc_task  # noqa: E402
+from .conftest import REPO, env_for  # noqa: E402
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[2]
 KEY = ["checkpoint", "task", "item_id", "repeat"]
 SETTINGS = EvalSettings(batch_size=4, chunk_size=4)
 
 
 def _tasks():
     return [mc_task(12, "alpha"), mc_task(8, "beta", k=3)]  # 3 + 2 units per checkpoint
-
-
-def _env(trace: Path) -> dict:
-    path = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]).strip(os.pathsep)
-    return {**os.environ, "PYTHONPATH": path, "RAY_AUTH_MODE": "disabled", "HF_HUB_OFFLINE": "1",
-            "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", TRACE_ENV: str(trace),
-            "RAY_USAGE_STATS_ENABLED": "0"}
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    """(address, trace directory) of a 2-CPU Ray head started for these tests."""
-    base = Path(tempfile.mkdtemp(prefix="fsray-", dir="/tmp"))  # short: Ray's socket paths are limited
-    trace = base / "trace"
-    trace.mkdir()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    ray_cli = Path(sys.executable).with_name("ray")
-    head = subprocess.Popen(
-        [str(ray_cli), "start", "--head", "--block", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
-         f"--temp-dir={base / 'ray'}", "--object-store-memory=100000000", "--disable-usage-stats"],
-        env=_env(trace), start_new_session=True, stdout=open(base / "head.log", "w"), stderr=subprocess.STDOUT)
-    address = f"127.0.0.1:{port}"
-    os.environ["RAY_AUTH_MODE"] = "disabled"
-    try:
-        deadline = time.time() + 180
-        while True:
-            try:
-                ray.init(address=address, logging_level="warning", log_to_driver=False)
-                break
-            except Exception:  # noqa: BLE001 - not up yet
-                if time.time() > deadline or head.poll() is not None:
-                    raise RuntimeError("the test Ray head did not start: " + (base / "head.log").read_text()[-2000:])
-                time.sleep(1)
-        yield address, trace
-    finally:
-        ray.shutdown()
-        os.killpg(head.pid, signal.SIGKILL)  # the head, its raylet, GCS and workers: this session only
-        head.wait(30)
-        shutil.rmtree(base, ignore_errors=True)
-
-
-@pytest.fixture
-def trace(cluster):
-    folder = cluster[1]
-    for path in folder.iterdir():
-        path.unlink()
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -226,7 +173,7 @@ def test_a_rerun_after_the_driver_was_killed_does_only_the_missing_units(cluster
     address = cluster[0]
     args = [sys.executable, "-c", DRIVER, address, str(tmp_path / "out"), str(tiny_llama_dir), str(tiny_llama_dir_b)]
     (trace / "hold").write_text("4")  # four units may pass, the others wait at their start
-    driver = subprocess.Popen(args, env=_env(trace), cwd=REPO, start_new_session=True,
+    driver = subprocess.Popen(args, env=env_for(trace), cwd=REPO, start_new_session=True,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.time() + 240
     while len(_notes(trace, "end")) < 4:
@@ -248,7 +195,7 @@ def test_a_rerun_after_the_driver_was_killed_does_only_the_missing_units(cluster
     for path in trace.iterdir():
         path.unlink()
 
-    rerun = subprocess.run(args, env=_env(trace), cwd=REPO, capture_output=True, text=True, timeout=300)
+    rerun = subprocess.run(args, env=env_for(trace), cwd=REPO, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stdout[-2000:] + rerun.stderr[-3000:]
     scored = [(n["checkpoint"], n["task"], i) for n in _notes(trace, "start") for i in n["items"]]
     everything = set(zip(reference["checkpoint"], reference["task"], reference["item_id"]))

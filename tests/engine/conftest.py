@@ -1,0 +1,70 @@
+"""A real Ray cluster for the Ray tests: `ray start --head --block` with two CPUs, once per session, in
+its own session (stopped by its process group, never `ray stop`, which would stop every Ray here)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+TRACE_ENV = "FORGETSCOPE_TEST_UNIT_TRACE"  # engine.ray_executor.TRACE_ENV (not imported: ray may be missing)
+
+
+def env_for(trace: Path) -> dict:
+    """The environment of the cluster and of driver subprocesses."""
+    path = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]).strip(os.pathsep)
+    return {**os.environ, "PYTHONPATH": path, "RAY_AUTH_MODE": "disabled", "HF_HUB_OFFLINE": "1",
+            "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", TRACE_ENV: str(trace),
+            "RAY_USAGE_STATS_ENABLED": "0"}
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    """(address, trace directory) of a 2-CPU Ray head started for these tests; this process is connected."""
+    ray = pytest.importorskip("ray")
+    base = Path(tempfile.mkdtemp(prefix="fsray-", dir="/tmp"))  # short: Ray's socket paths are limited
+    trace = base / "trace"
+    trace.mkdir()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    ray_cli = Path(sys.executable).with_name("ray")
+    head = subprocess.Popen(
+        [str(ray_cli), "start", "--head", "--block", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
+         f"--temp-dir={base / 'ray'}", "--object-store-memory=100000000", "--disable-usage-stats"],
+        env=env_for(trace), start_new_session=True, stdout=open(base / "head.log", "w"), stderr=subprocess.STDOUT)
+    address = f"127.0.0.1:{port}"
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    try:
+        deadline = time.time() + 180
+        while True:
+            try:
+                ray.init(address=address, logging_level="warning", log_to_driver=False)
+                break
+            except Exception:  # noqa: BLE001 - not up yet
+                if time.time() > deadline or head.poll() is not None:
+                    raise RuntimeError("the test Ray head did not start: " + (base / "head.log").read_text()[-2000:])
+                time.sleep(1)
+        yield address, trace
+    finally:
+        ray.shutdown()
+        os.killpg(head.pid, signal.SIGKILL)  # the head, its raylet, GCS and workers: this session only
+        head.wait(30)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def trace(cluster):
+    folder = cluster[1]
+    for path in folder.iterdir():
+        path.unlink()
+    return folder
