@@ -211,11 +211,13 @@ class RayExecutor:
     reports: list[UnitReport] = field(default_factory=list)
     """Every unit this executor ran: where, how long (a summary: report.progress.units_table)."""
 
+    def __post_init__(self) -> None:
+        if self.workers is not None and self.workers < 1:
+            raise ExecutorError(f"--ray-workers must be at least 1, got {self.workers}")
+
     def evaluate(self, jobs: Sequence[EvalJob], output_dir: Path | str,
                  settings: EvalSettings) -> list[pd.DataFrame]:
         threads = self.threads or settings.threads or 1
-        if self.workers is not None and self.workers < 1:
-            raise ExecutorError(f"--ray-workers must be at least 1, got {self.workers}")
         local_cpus = self.workers * threads if self.address is None and self.workers else None
         started = connect(self.address, local_cpus)
         try:

@@ -98,11 +98,13 @@ def run_sweep_on_ray(sweep: SweepConfig, output: str | Path, *, address: str | N
     import ray
 
     from forgetscope.engine.evaluate import EvalSettings
-    from forgetscope.engine.executor import EvalJob, WorkerLostError
+    from forgetscope.engine.executor import EvalJob, ExecutorError, WorkerLostError
     from forgetscope.engine.ray_executor import RayExecutor, connect
     from forgetscope.train.prepare import prepare
     from forgetscope.train.runner import plan_run
 
+    if workers is not None and workers < 1:
+        raise ExecutorError(f"--ray-workers must be at least 1, got {workers}")
     output = Path(output).resolve()
     say = log or (lambda _m: None)
     runs = expand(sweep)

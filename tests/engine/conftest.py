@@ -29,7 +29,8 @@ def env_for(trace: Path) -> dict:
 
 @pytest.fixture(scope="session")
 def cluster():
-    """(address, trace directory) of a 2-CPU Ray head started for these tests; this process is connected."""
+    """(address, trace directory) of a 2-CPU Ray head started for these tests (this process is not left
+    connected: drivers connect with its address, and Ray's threads do not outlive them)."""
     ray = pytest.importorskip("ray")
     base = Path(tempfile.mkdtemp(prefix="fsray-", dir="/tmp"))  # short: Ray's socket paths are limited
     trace = base / "trace"
@@ -49,6 +50,7 @@ def cluster():
         while True:
             try:
                 ray.init(address=address, logging_level="warning", log_to_driver=False)
+                ray.shutdown()
                 break
             except Exception:  # noqa: BLE001 - not up yet
                 if time.time() > deadline or head.poll() is not None:
@@ -56,7 +58,6 @@ def cluster():
                 time.sleep(1)
         yield address, trace
     finally:
-        ray.shutdown()
         os.killpg(head.pid, signal.SIGKILL)  # the head, its raylet, GCS and workers: this session only
         head.wait(30)
         shutil.rmtree(base, ignore_errors=True)
@@ -68,3 +69,13 @@ def trace(cluster):
     for path in folder.iterdir():
         path.unlink()
     return folder
+
+
+@pytest.fixture(scope="module")
+def connected(cluster):
+    """This process connected to the test cluster for a module (a driver thread needs it)."""
+    import ray
+
+    ray.init(address=cluster[0], logging_level="warning", log_to_driver=False)
+    yield cluster
+    ray.shutdown()

@@ -111,8 +111,9 @@ def test_ray_run_writes_the_rows_of_a_local_run(cluster, trace, reference, tmp_p
     _assert_same_rows(pd.concat(frames, ignore_index=True), reference)
 
 
-def test_a_killed_worker_is_retried_and_nothing_is_lost_or_doubled(cluster, trace, reference, tmp_path,
+def test_a_killed_worker_is_retried_and_nothing_is_lost_or_doubled(connected, trace, reference, tmp_path,
                                                                    tiny_llama_dir, tiny_llama_dir_b):
+    cluster = connected
     (trace / "hold").touch()
     executor = RayExecutor(address=cluster[0], workers=2)
     output = "file://" + str(tmp_path / "results")  # the lock-free store of a URL, across processes
