@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, NoReturn, Optional
 
@@ -63,6 +64,17 @@ GpuMemOpt = Annotated[float, typer.Option(help="vLLM: fraction of GPU memory for
 MaxModelLenOpt = Annotated[Optional[int], typer.Option(
     help="vLLM: the engine's context length (default: the model's); longer sequences are cut from the left.")]
 TensorParallelOpt = Annotated[int, typer.Option(help="vLLM: GPUs to shard the model over.")]
+# where the scoring runs (engine.executor; docs/cluster.md)
+ExecutorOpt = Annotated[str, typer.Option(
+    help="Who scores: local (this process) or ray (the workers of a Ray cluster; see docs/cluster.md).")]
+RayAddressOpt = Annotated[Optional[str], typer.Option(
+    help="With --executor ray: the cluster's address (auto: the one `ray start` runs on this machine); "
+         "default: start a local Ray for this command.")]
+RayWorkersOpt = Annotated[Optional[int], typer.Option(
+    help="With --executor ray: at most this many workers (default: as many as the cluster's resources fit).")]
+ResultsOpt = Annotated[str, typer.Option(
+    "--output", "-o", help="Results directory (also the cache): a path, or a URL fsspec opens (s3://, gs://, "
+                           "file://) that every worker of a cluster reaches.")]
 FlipTolOpt = Annotated[float, typer.Option(
     help="Flips whose decision margin (best minus runner-up score) is below this many nats on either side "
          "are also counted as unstable; 0 turns it off. Measure it with `forgetscope noise`.")]
@@ -115,17 +127,48 @@ def _settings(backend, device, dtype, batch_size, max_length, repeats, seed, tem
 
 
 def _errors():
-    """Exceptions that mean bad input, reported as one line with exit code 2."""
+    """Exceptions that mean bad input, reported as one line with exit code 2 (a cluster that lost a
+    unit's worker too often: one line, exit code 1, see `_code`)."""
     from .analysis import PairingError
     from .backends.base import BackendError
     from .engine.compare import CompareError
+    from .engine.executor import ExecutorError, WorkerLostError
     from .engine.fingerprint import FingerprintError
     from .records.schema import SchemaError
     from .records.store import StoreError
     from .tasks.base import TaskError
 
     return (TaskError, BackendError, FingerprintError, StoreError, SchemaError, CompareError, PairingError,
-            FileNotFoundError)
+            FileNotFoundError, ExecutorError, WorkerLostError)
+
+
+def _code(exc: BaseException) -> int:
+    """Exit code of an error from `_errors()`: 1 when a cluster lost a worker (not the input's fault), else 2."""
+    from .engine.executor import WorkerLostError
+
+    return 1 if isinstance(exc, WorkerLostError) else 2
+
+
+@contextmanager
+def _executor(kind: str, address: Optional[str], workers: Optional[int], console=None):
+    """The executor of --executor with its progress display: a bar per task locally, one bar over all
+    units on Ray, and after a Ray run the table of where the units ran."""
+    from .engine.executor import make_executor
+
+    if kind == "local" and address is None and workers is None:
+        from .report.progress import ProgressBars
+
+        with ProgressBars(console) as bars:
+            yield make_executor("local", progress=bars)
+        return
+    from .report.progress import OverallProgress, units_table
+
+    executor = make_executor(kind, address=address, workers=workers)
+    with OverallProgress(console) as bar:
+        executor.progress = bar
+        yield executor
+    if executor.reports:
+        (console or _console()).print(units_table(executor.reports))
 
 
 # ---------------------------------------------------------------------- commands
@@ -133,7 +176,7 @@ def _errors():
 def eval_command(
     checkpoint: Annotated[str, typer.Argument(help="Model directory, hub id or .gguf file.")],
     task: TaskOpt,
-    output: OutputOpt = Path("forgetscope-results"),
+    output: ResultsOpt = "forgetscope-results",
     name: Annotated[Optional[str], typer.Option(help="Checkpoint name in the records (default: the path).")] = None,
     backend: BackendOpt = "hf", device: DeviceOpt = "cpu", dtype: DtypeOpt = "float32", batch_size: BatchOpt = 16,
     max_length: MaxLenOpt = None, repeats: RepeatsOpt = 1, seed: SeedOpt = 0, temperature: TempOpt = 0.0,
@@ -143,27 +186,28 @@ def eval_command(
     fewshot_seed: FewshotSeedOpt = None, template: TemplateOpt = None, target_delimiter: DelimOpt = None,
     gpu_memory_utilization: GpuMemOpt = 0.9, max_model_len: MaxModelLenOpt = None,
     tensor_parallel_size: TensorParallelOpt = 1, allow_pickle: AllowPickleOpt = False,
+    executor: ExecutorOpt = "local", ray_address: RayAddressOpt = None, ray_workers: RayWorkersOpt = None,
 ) -> None:
     """Score every item of the tasks and write one records row per item (cached, resumable)."""
-    from .engine.evaluate import Checkpoint, evaluate
-    from .report.progress import ProgressBars
+    from .engine.evaluate import Checkpoint
+    from .engine.executor import EvalJob
 
     try:
         tasks = _load_tasks(task, limit, num_fewshot, fewshot_source, fewshot_seed, template, target_delimiter)
         settings = _settings(backend, device, dtype, batch_size, max_length, repeats, seed, temperature, top_p,
                              max_new_tokens, gguf_file, trust_remote_code, add_special_tokens, threads,
                              gpu_memory_utilization, max_model_len, tensor_parallel_size, allow_pickle)
-        with ProgressBars() as progress:
-            records = evaluate(Checkpoint(checkpoint, name=name or checkpoint), tasks, output, settings,
-                               progress=progress)
+        with _executor(executor, ray_address, ray_workers) as runner:
+            records, = runner.evaluate([EvalJob(Checkpoint(checkpoint, name=name or checkpoint), tasks)], output,
+                                       settings)
     except _errors() as exc:
-        _fail(str(exc))
+        _fail(str(exc), _code(exc))
     console = _console()
     summary = records.groupby("task").agg(n=("item_id", "nunique"), acc=("correct", "mean"),
                                           acc_norm=("correct_norm", "mean"))
     for task_name, row in summary.iterrows():
         console.print(f"{task_name}: n={row.n}  acc={row.acc:.4f}  acc_norm={row.acc_norm:.4f}")
-    console.print(f"records: {output}/records ({len(records)} rows)")
+    console.print(f"records: {str(output).rstrip('/')}/records ({len(records)} rows)")
 
 
 @app.command()
@@ -171,7 +215,7 @@ def compare(
     checkpoint_a: Annotated[str, typer.Argument(help="Before: model dir, hub id, .gguf, or a records file/dir.")],
     checkpoint_b: Annotated[str, typer.Argument(help="After: model dir, hub id, .gguf, or a records file/dir.")],
     task: TaskOpt = [],  # noqa: B006 - typer needs a literal default
-    output: OutputOpt = Path("forgetscope-results"),
+    output: ResultsOpt = "forgetscope-results",
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the figures as JSON here.")] = None,
     show_items: Annotated[Optional[str], typer.Option(help="List items with this transition: 1to0 or 0to1.")] = None,
     max_items: Annotated[int, typer.Option(help="Most items listed by --show-items.")] = 20,
@@ -189,12 +233,12 @@ def compare(
     gpu_memory_utilization: GpuMemOpt = 0.9, max_model_len: MaxModelLenOpt = None,
     tensor_parallel_size: TensorParallelOpt = 1, allow_pickle: AllowPickleOpt = False,
     flip_tolerance: FlipTolOpt = 1e-3,  # analysis.stability.DEFAULT_FLIP_TOLERANCE (not imported: --help stays fast)
+    executor: ExecutorOpt = "local", ray_address: RayAddressOpt = None, ray_workers: RayWorkersOpt = None,
 ) -> None:
     """Compare two checkpoints item by item: forgetting (1→0), backward transfer (0→1), chance-adjusted."""
     from .analysis.answers import describe_items
     from .engine.compare import compare_checkpoints
     from .records.schema import ANALYSIS_COLUMNS
-    from .report.progress import ProgressBars
     from .report.tables import comparison_table, items_table
 
     if show_items not in (None, "1to0", "0to1"):
@@ -204,16 +248,16 @@ def compare(
         settings = _settings(backend, device, dtype, batch_size, max_length, repeats, seed, temperature, top_p,
                              max_new_tokens, gguf_file, trust_remote_code, add_special_tokens, threads,
                              gpu_memory_utilization, max_model_len, tensor_parallel_size, allow_pickle)
-        with ProgressBars() as progress:
+        with _executor(executor, ray_address, ray_workers) as runner:
             comparison, before, after = compare_checkpoints(
                 checkpoint_a, checkpoint_b, tasks, output, settings, metric=metric,
-                identical_only=identical_only, n_bootstrap=n_bootstrap, seed=seed, progress=progress,
+                identical_only=identical_only, n_bootstrap=n_bootstrap, seed=seed, executor=runner,
                 # stored records: the figures need only the analysis columns (and, for unstable
                 # flips, each row's decision margin); the listed items are read in full below
                 columns=ANALYSIS_COLUMNS, with_margins=True,
                 flip_tolerance=flip_tolerance if flip_tolerance > 0 else None)
     except _errors() as exc:
-        _fail(str(exc))
+        _fail(str(exc), _code(exc))
     console = _console()
     for row in comparison.dropped.to_dict("records"):
         console.print(f"[yellow]{row['task']}: compared identical items only; dropped {row['n_dropped']} "

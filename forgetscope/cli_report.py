@@ -21,9 +21,10 @@ from typing import Annotated, Optional
 import typer
 
 from .cli import (
-    AllowPickleOpt, BackendOpt, BatchOpt, BosOpt, DelimOpt, DeviceOpt, DtypeOpt, FewshotOpt, FewshotSeedOpt, FewshotSourceOpt,
-    GGUFOpt, LimitOpt, MaxLenOpt, MaxNewOpt, MetricOpt, OutputOpt, RemoteOpt, RepeatsOpt, SeedOpt, TaskOpt,
-    TempOpt, TemplateOpt, ThreadsOpt, TopPOpt, _console, _errors, _fail, _load_tasks, _settings, app,
+    AllowPickleOpt, BackendOpt, BatchOpt, BosOpt, DelimOpt, DeviceOpt, DtypeOpt, ExecutorOpt, FewshotOpt, FewshotSeedOpt,
+    FewshotSourceOpt, GGUFOpt, LimitOpt, MaxLenOpt, MaxNewOpt, MetricOpt, RayAddressOpt, RayWorkersOpt, RemoteOpt,
+    RepeatsOpt, ResultsOpt, SeedOpt, TaskOpt, TempOpt, TemplateOpt, ThreadsOpt, TopPOpt, _code, _console, _errors,
+    _executor, _fail, _load_tasks, _settings, app,
 )
 
 ResultsArg = Annotated[list[Path], typer.Argument(help="Results directories or records files (from eval/compare/demo).")]
@@ -57,7 +58,7 @@ def sequence(
         help="Checkpoints in training order: model dirs, hub ids, .gguf files, records files/dirs, or a run's "
              "manifest.json (or its directory), which stands for all its checkpoints.")],
     task: TaskOpt = [],  # noqa: B006 - typer needs a literal default
-    output: OutputOpt = Path("forgetscope-results"),
+    output: ResultsOpt = "forgetscope-results",
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the tables as JSON here.")] = None,
     items_path: Annotated[Optional[Path], typer.Option(
         "--items", help="Write every item's trajectory here (.csv or .parquet).")] = None,
@@ -70,6 +71,7 @@ def sequence(
     limit: LimitOpt = None, num_fewshot: FewshotOpt = None, fewshot_source: FewshotSourceOpt = None,
     fewshot_seed: FewshotSeedOpt = None, template: TemplateOpt = None, target_delimiter: DelimOpt = None,
     order: OrderOpt = None, manifest: ManifestOpt = None, allow_pickle: AllowPickleOpt = False,
+    executor: ExecutorOpt = "local", ray_address: RayAddressOpt = None, ray_workers: RayWorkersOpt = None,
 ) -> None:
     """Follow every item through a sequence of checkpoints: trajectories, forgetting events, first learned.
 
@@ -92,9 +94,10 @@ def sequence(
                                      _settings(backend, device, dtype, batch_size, max_length, repeats, seed,
                                                temperature, top_p, max_new_tokens, gguf_file, trust_remote_code,
                                                add_special_tokens, threads, allow_pickle=allow_pickle),
-                                     (limit, num_fewshot, fewshot_source, fewshot_seed, template, target_delimiter))
+                                     (limit, num_fewshot, fewshot_source, fewshot_seed, template, target_delimiter),
+                                     (executor, ray_address, ray_workers))
     except _sequence_errors() as exc:
-        _fail(str(exc))
+        _fail(str(exc), _code(exc))
     _print_sequence(seq, show)
     if json_path:
         from .records.store import atomic_write_text
@@ -106,11 +109,12 @@ def sequence(
         typer.echo(f"wrote {items_path}")
 
 
-def _evaluate_sequence(checkpoints, task, output, metric, identical_only, n_bootstrap, seed, settings, task_options):
-    """Evaluate (through the cache) every checkpoint, a manifest standing for its checkpoints."""
+def _evaluate_sequence(checkpoints, task, output, metric, identical_only, n_bootstrap, seed, settings, task_options,
+                       executor_options=("local", None, None)):
+    """Evaluate (through the cache) every checkpoint, a manifest standing for its checkpoints; on Ray,
+    the units of all checkpoints at once."""
     from .analysis.sequence import RunManifest, checkpoint_sequence, is_manifest
-    from .engine.compare import is_records_path, record_evaluated_order, records_for
-    from .report.progress import ProgressBars
+    from .engine.compare import is_records_path, record_evaluated_order, records_for_sides
     from .records.schema import ANALYSIS_COLUMNS
 
     sides: list[tuple[str, str | None]] = []
@@ -120,10 +124,9 @@ def _evaluate_sequence(checkpoints, task, output, metric, identical_only, n_boot
         else:
             sides.append((arg, None))
     tasks = _load_tasks(task, *task_options)
-    with ProgressBars() as progress:
+    with _executor(*executor_options) as runner:
         # stored records: only what the figures need (a model side is evaluated and returned whole)
-        frames = [records_for(arg, tasks, output, settings, name=name, progress=progress, columns=ANALYSIS_COLUMNS)
-                  for arg, name in sides]
+        frames = records_for_sides(sides, tasks, output, settings, executor=runner, columns=ANALYSIS_COLUMNS)
     if not all(is_records_path(arg) for arg, _ in sides):  # models were evaluated into output: keep their order
         record_evaluated_order(output, frames)
     return checkpoint_sequence(frames, metric=metric, identical_only=identical_only, n_bootstrap=n_bootstrap,

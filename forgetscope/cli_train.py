@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .cli import DeviceOpt, ThreadsOpt, _console, _fail, app
+from .cli import DeviceOpt, ExecutorOpt, RayAddressOpt, RayWorkersOpt, ThreadsOpt, _code, _console, _fail, app
 
 ConfigArg = Annotated[Path, typer.Argument(help="Config file (.yaml, .yml or .toml).")]
 LogEveryOpt = Annotated[int, typer.Option(help="Print loss and tokens/s every N steps.")]
@@ -32,10 +32,11 @@ def _plain(console):
 
 def _train_errors() -> tuple[type[BaseException], ...]:
     from .backends.base import BackendError  # e.g. a diverged stage checkpoint that scores NaN
+    from .engine.executor import ExecutorError, WorkerLostError
     from .train.fields import ConfigError
     from .train.runner import RunError
 
-    return (ConfigError, RunError, BackendError, FileNotFoundError)
+    return (ConfigError, RunError, BackendError, FileNotFoundError, ExecutorError, WorkerLostError)
 
 
 @app.command("train")
@@ -75,20 +76,36 @@ def sweep_command(
     threads: ThreadsOpt = None,
     plot: Annotated[bool, typer.Option(help="Also draw frontier.png.")] = True,
     log_every: LogEveryOpt = 50,
+    executor: ExecutorOpt = "local", ray_address: RayAddressOpt = None, ray_workers: RayWorkersOpt = None,
 ) -> None:
     """Expand a grid into runs, train them (sharing identical stages), evaluate every stage, print the frontier."""
-    from .report.progress import ProgressBars
+    from .engine.executor import EXECUTORS, ExecutorError
+    from .report.progress import OverallProgress, ProgressBars, units_table
     from .train.frontier import frontier_rich_table
     from .train.sweep import load_sweep_config, run_sweep
 
-    _setup(threads)
     console = _console()
     try:
+        if executor not in EXECUTORS:
+            raise ExecutorError(f"unknown executor {executor!r}; choose one of: {', '.join(EXECUTORS)}")
+        if executor == "local" and (ray_address is not None or ray_workers is not None):
+            raise ExecutorError("--ray-address and --ray-workers are options of --executor ray")
         sweep = load_sweep_config(config)
-        with ProgressBars(console) as progress:
-            result = run_sweep(sweep, output or Path("sweeps") / sweep.name, device=device, log=_plain(console),
-                               log_every=log_every, progress=progress, plot=plot)
+        if executor == "ray":
+            from .train.sweep_ray import run_sweep_on_ray
+
+            with OverallProgress(console) as progress:
+                result = run_sweep_on_ray(sweep, output or Path("sweeps") / sweep.name, address=ray_address,
+                                          workers=ray_workers, device=device, threads=threads, log=_plain(console),
+                                          log_every=log_every, progress=progress, plot=plot)
+        else:
+            _setup(threads)
+            with ProgressBars(console) as progress:
+                result = run_sweep(sweep, output or Path("sweeps") / sweep.name, device=device, log=_plain(console),
+                                   log_every=log_every, progress=progress, plot=plot)
     except _train_errors() as exc:
-        _fail(str(exc))
+        _fail(str(exc), _code(exc))
+    if result.units:
+        console.print(units_table(result.units))
     console.print(frontier_rich_table(result.frontier))
     console.print(f"frontier: {result.output / 'frontier.csv'}")
