@@ -123,9 +123,14 @@ def main(argv: list[str] | None = None) -> int:
                     raise SystemExit(f"{name}: the stored decisions differ from the local run's")
                 where = ""
                 if name != "local":
-                    workers = sorted({r.worker for r in executor.reports})
-                    where = f"  (units on {', '.join(workers)}; model loads: " \
-                            f"{sum(r.loaded_model for r in executor.reports)})"
+                    busy: dict[str, float] = {}
+                    for report in executor.reports:
+                        busy[report.worker] = busy.get(report.worker, 0.0) + report.seconds
+                    # time outside units: starting the worker processes, dispatch, planning and merging
+                    outside = seconds - max(busy.values())
+                    where = f"  (units on {', '.join(sorted(busy))}; model loads: " \
+                            f"{sum(r.loaded_model for r in executor.reports)}; busy in units " \
+                            f"{', '.join(f'{b:.1f}' for b in busy.values())} s; outside units {outside:.1f} s)"
                 print(f"round {round_ + 1} {name:5s}: {seconds:7.1f} s{where}  load {os.getloadavg()[0]:.1f}",
                       flush=True)
     finally:

@@ -116,7 +116,6 @@ class _Unit:
 @dataclass
 class _Done:
     report: UnitReport
-    model_key: str
 
 
 @dataclass
@@ -166,7 +165,7 @@ class _Worker:
                 travels = None
             return _Failed(travels, text, report)
         report.seconds = time.perf_counter() - started
-        return _Done(report, key)
+        return _Done(report)
 
     def _release(self) -> None:
         if self.backend is not None:
@@ -275,12 +274,13 @@ class _Run:
                     continue
                 index = {item.item_id: i for i, item in enumerate(task.items)}
                 slim = ray.put(replace(plan, done_keys=set(), todo=[], relatives=[]))
-                for number, (_, chunk) in enumerate(plan.chunks(step)):
+                chunks = plan.chunks(step)
+                for number, (_, chunk) in enumerate(chunks):
                     ids = {item.item_id for item in chunk}
                     units.append(_Unit(group, slim, [index[item.item_id] for item in chunk],
                                        {k for k in plan.done_keys if k[0] in ids}, plan.unit_tag(chunk), number,
                                        ckpt.name, task.name, key))
-                self.left[group] += len(plan.chunks(step))
+                self.left[group] += len(chunks)
             self.plans.append(plans)
         return units
 
