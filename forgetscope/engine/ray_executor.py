@@ -295,7 +295,8 @@ class _Run:
                 f"{resources['num_cpus']:g} CPU(s)"
             raise ExecutorError(f"each worker needs {need} on one node (--tensor-parallel-size, --threads), and "
                                 "no node of the Ray cluster has that many; add such a node or ask for less")
-        n_workers = min(len(units), self.executor.workers or fit)
+        # never more than fit: a worker Ray cannot place would hold its units until the others are stopped
+        n_workers = min(len(units), fit, self.executor.workers or fit)
         retries = self.executor.retries
         actor = ray.remote(_Worker).options(num_cpus=resources["num_cpus"], num_gpus=resources["num_gpus"],
                                             max_restarts=retries, max_task_retries=retries)

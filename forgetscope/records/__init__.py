@@ -2,6 +2,7 @@
 
 schema.py     the one table's columns and types
 store.py      Parquet files under a results directory (also the cache)
+fsstore.py    the same at a URL (s3://, gs://, file://) without a lock
 codes.py      integer codes of key columns (fast joins and group-bys at 10M rows)
 strings.py    exact hashing of text columns, for codes.py
 margins.py    decision margins computed from the per-choice lists
