@@ -64,7 +64,7 @@ def make_tasks(n_items: int):
         path = folder / f"bench_{style}.jsonl"
         write_items(path, n_items, seed=index, style=style)
         tasks.append(load_task(str(path)))
-    return tasks
+    return tasks, folder
 
 
 def decisions(results: Path):
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     from forgetscope.engine.ray_executor import RayExecutor
 
     checkpoints = build_checkpoints(args.build_tiny, 4)
-    tasks = make_tasks(args.items)
+    tasks, items_dir = make_tasks(args.items)
     jobs = [EvalJob(Checkpoint(str(c), name=c.name), tasks) for c in checkpoints]
     settings = EvalSettings(batch_size=args.batch_size, chunk_size=max(args.items, 1), threads=1)
     print(f"{len(jobs)} checkpoints × {len(tasks)} tasks = {len(jobs) * len(tasks)} units of {args.items} items; "
@@ -136,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         ray.shutdown()
         shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(items_dir, ignore_errors=True)
     median = {k: statistics.median(v) for k, v in times.items()}
     items = len(jobs) * len(tasks) * args.items
     overhead = (median["ray1"] - median["local"]) / median["local"]
