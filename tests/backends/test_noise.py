@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from forgetscope.cli import app
-from forgetscope.cli_noise import parse_vary
+from forgetscope.cli.noise import parse_vary
 from forgetscope.engine.noise import noise_floor
 from forgetscope.engine.evaluate import EvalSettings
 

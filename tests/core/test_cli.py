@@ -191,21 +191,21 @@ def test_the_console_entry_point_exits_fast_with_everything_written(tmp_path, it
 def test_exit_skips_teardown_only_when_safe(monkeypatch, capsys, code, status, printed):
     import threading
 
-    from forgetscope import cli
+    from forgetscope.cli import common
 
     calls = []
     monkeypatch.setitem(sys.modules, "torch", sys.modules.get("torch", object()))
-    monkeypatch.setattr(cli.os, "_exit", lambda c: calls.append(("os._exit", c)))
-    monkeypatch.setattr(cli.atexit, "_run_exitfuncs", lambda: calls.append(("atexit",)))
+    monkeypatch.setattr(common.os, "_exit", lambda c: calls.append(("os._exit", c)))
+    monkeypatch.setattr(common.atexit, "_run_exitfuncs", lambda: calls.append(("atexit",)))
     monkeypatch.delenv("FORGETSCOPE_FAST_EXIT", raising=False)
-    cli._exit(code)
+    common.exit_process(code)
     assert calls == [("atexit",), ("os._exit", status)]
     assert printed in capsys.readouterr().err
 
     calls.clear()
     monkeypatch.setenv("FORGETSCOPE_FAST_EXIT", "0")  # turned off: the ordinary exit
     with pytest.raises(SystemExit) as exc:
-        cli._exit(code)
+        common.exit_process(code)
     assert exc.value.code == status and not calls
 
     monkeypatch.delenv("FORGETSCOPE_FAST_EXIT")
@@ -214,7 +214,7 @@ def test_exit_skips_teardown_only_when_safe(monkeypatch, capsys, code, status, p
     worker.start()
     try:  # another thread alive: Python must wait for it, so the ordinary exit
         with pytest.raises(SystemExit):
-            cli._exit(code)
+            common.exit_process(code)
     finally:
         release.set()
         worker.join()

@@ -12,7 +12,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from .cli import DeviceOpt, ThreadsOpt, _console, _fail, app
+from .common import console, fail
+from .options import DeviceOpt, ThreadsOpt
 
 ConfigArg = Annotated[Path, typer.Argument(help="Config file (.yaml, .yml or .toml).")]
 LogEveryOpt = Annotated[int, typer.Option(help="Print loss and tokens/s every N steps.")]
@@ -25,20 +26,19 @@ def _setup(threads: Optional[int]) -> None:
         torch.set_num_threads(threads)
 
 
-def _plain(console):
+def _plain(out):
     """Log lines are plain text: "[pretrain] step 10" must not be read as rich markup."""
-    return lambda message: console.print(message, markup=False, highlight=False)
+    return lambda message: out.print(message, markup=False, highlight=False)
 
 
 def _train_errors() -> tuple[type[BaseException], ...]:
-    from .backends.base import BackendError  # e.g. a diverged stage checkpoint that scores NaN
-    from .train.fields import ConfigError
-    from .train.runner import RunError
+    from ..backends.base import BackendError  # e.g. a diverged stage checkpoint that scores NaN
+    from ..train.fields import ConfigError
+    from ..train.runner import RunError
 
     return (ConfigError, RunError, BackendError, FileNotFoundError)
 
 
-@app.command("train")
 def train_command(
     config: ConfigArg,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Run directory (default: runs/NAME).")] = None,
@@ -49,25 +49,24 @@ def train_command(
     log_every: LogEveryOpt = 50,
 ) -> None:
     """Train every stage of a run config: checkpoints + manifest.json; resumes a killed run (also under torchrun)."""
-    from .train.config import load_run_config
-    from .train.runner import train_run
+    from ..train.config import load_run_config
+    from ..train.runner import train_run
 
     _setup(threads)
-    console = _console()
+    out = console()
     try:
         run_config = load_run_config(config)
         result = train_run(run_config, output or Path("runs") / run_config.name, device=device, overwrite=overwrite,
-                           max_steps=max_steps, log=_plain(console), log_every=log_every)
+                           max_steps=max_steps, log=_plain(out), log_every=log_every)
     except _train_errors() as exc:
-        _fail(str(exc))
+        fail(str(exc))
     import os
 
     if os.environ.get("RANK", "0") == "0":
         state = "finished" if result.finished else "stopped (run the same command to resume)"
-        console.print(f"{state}: {result.manifest}")
+        out.print(f"{state}: {result.manifest}")
 
 
-@app.command("sweep")
 def sweep_command(
     config: ConfigArg,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Sweep directory (default: sweeps/NAME).")] = None,
@@ -77,18 +76,18 @@ def sweep_command(
     log_every: LogEveryOpt = 50,
 ) -> None:
     """Expand a grid into runs, train them (sharing identical stages), evaluate every stage, print the frontier."""
-    from .report.progress import ProgressBars
-    from .train.frontier import frontier_rich_table
-    from .train.sweep import load_sweep_config, run_sweep
+    from ..report.progress import ProgressBars
+    from ..train.frontier import frontier_rich_table
+    from ..train.sweep import load_sweep_config, run_sweep
 
     _setup(threads)
-    console = _console()
+    out = console()
     try:
         sweep = load_sweep_config(config)
-        with ProgressBars(console) as progress:
-            result = run_sweep(sweep, output or Path("sweeps") / sweep.name, device=device, log=_plain(console),
+        with ProgressBars(out) as progress:
+            result = run_sweep(sweep, output or Path("sweeps") / sweep.name, device=device, log=_plain(out),
                                log_every=log_every, progress=progress, plot=plot)
     except _train_errors() as exc:
-        _fail(str(exc))
-    console.print(frontier_rich_table(result.frontier))
-    console.print(f"frontier: {result.output / 'frontier.csv'}")
+        fail(str(exc))
+    out.print(frontier_rich_table(result.frontier))
+    out.print(f"frontier: {result.output / 'frontier.csv'}")

@@ -12,13 +12,13 @@ from typing import Annotated, Optional
 
 import typer
 
-from .cli import OutputOpt, _console, _errors, _fail, app
+from .common import console, fail, input_errors
+from .options import OutputOpt
 
 import_app = typer.Typer(
     help="Import per-sample logs of lm-evaluation-harness or lighteval as records (no model is run).",
     no_args_is_help=True,
 )
-app.add_typer(import_app, name="import")
 
 NameOpt = Annotated[Optional[str], typer.Option(
     help="Checkpoint name in the records (default: the model named in the logs).")]
@@ -37,12 +37,12 @@ def import_lmeval(
         "--filter", help="Which filter's responses to import when a task logs several (e.g. strict-match).")] = None,
 ) -> None:
     """Import lm-evaluation-harness `--log_samples` output (samples_*.jsonl)."""
-    from .importers import LogFormatError, read_lmeval
+    from ..importers import LogFormatError, read_lmeval
 
     try:
         run = read_lmeval(path, checkpoint=name, metric=metric, filter_name=filter_name)
-    except (LogFormatError, *_errors()) as exc:
-        _fail(str(exc))
+    except (LogFormatError, *input_errors()) as exc:
+        fail(str(exc))
     _write(run, output)
 
 
@@ -54,31 +54,31 @@ def import_lighteval(
     metric: ImportMetricOpt = None,
 ) -> None:
     """Import lighteval `--save-details` output (details_*.parquet)."""
-    from .importers import LogFormatError, read_lighteval
+    from ..importers import LogFormatError, read_lighteval
 
     try:
         run = read_lighteval(path, checkpoint=name, metric=metric)
-    except (LogFormatError, *_errors()) as exc:
-        _fail(str(exc))
+    except (LogFormatError, *input_errors()) as exc:
+        fail(str(exc))
     _write(run, output)
 
 
 def _write(run, output: Path) -> None:
-    from .importers import write_run
+    from ..importers import write_run
 
     try:
         records_dir = write_run(run, output)
-    except (*_errors(), OSError) as exc:
-        _fail(str(exc))
-    console = _console()
+    except (*input_errors(), OSError) as exc:
+        fail(str(exc))
+    out = console()
     records = run.records
     summary = records.groupby("task", observed=True).agg(
         n=("item_id", "nunique"), acc=("correct", "mean"), acc_norm=("correct_norm", "mean"))
     for task, row in summary.iterrows():
-        console.print(f"{task}: n={int(row.n)}  acc={row.acc:.4f}  acc_norm={row.acc_norm:.4f}", highlight=False)
+        out.print(f"{task}: n={int(row.n)}  acc={row.acc:.4f}  acc_norm={row.acc_norm:.4f}", highlight=False)
     for note in run.notes:
-        console.print(f"[yellow]{note}[/yellow]")
-    console.print(f"imported {len(records)} rows of {run.checkpoint!r} ({run.backend}) into {records_dir}",
+        out.print(f"[yellow]{note}[/yellow]")
+    out.print(f"imported {len(records)} rows of {run.checkpoint!r} ({run.backend}) into {records_dir}",
                   highlight=False, soft_wrap=True)
-    console.print(f"compare it: forgetscope compare {records_dir} OTHER_RECORDS_OR_MODEL", highlight=False,
+    out.print(f"compare it: forgetscope compare {records_dir} OTHER_RECORDS_OR_MODEL", highlight=False,
                   soft_wrap=True)

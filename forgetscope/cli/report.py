@@ -20,11 +20,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from .cli import (
-    AllowPickleOpt, BackendOpt, BatchOpt, BosOpt, DelimOpt, DeviceOpt, DtypeOpt, FewshotOpt, FewshotSeedOpt, FewshotSourceOpt,
-    GGUFOpt, LimitOpt, MaxLenOpt, MaxNewOpt, MetricOpt, OutputOpt, RemoteOpt, RepeatsOpt, SeedOpt, TaskOpt,
-    TempOpt, TemplateOpt, ThreadsOpt, TopPOpt, _console, _errors, _fail, _load_tasks, _settings, app,
-)
+from .common import console, fail, input_errors
+from .options import SCORING_GROUPS, MetricOpt, OutputOpt, ScoringOptions, SeedOpt, TaskOpt, with_groups
 
 ResultsArg = Annotated[list[Path], typer.Argument(help="Results directories or records files (from eval/compare/demo).")]
 OrderOpt = Annotated[Optional[str], typer.Option(
@@ -46,12 +43,12 @@ def _note(message: str) -> None:
 
 
 def _sequence_errors():
-    from .analysis.sequence import SequenceError
+    from ..analysis.sequence import SequenceError
 
-    return _errors() + (SequenceError, ValueError)
+    return input_errors() + (SequenceError, ValueError)
 
 
-@app.command()
+@with_groups(*SCORING_GROUPS)
 def sequence(
     checkpoints: Annotated[list[str], typer.Argument(
         help="Checkpoints in training order: model dirs, hub ids, .gguf files, records files/dirs, or a run's "
@@ -63,41 +60,34 @@ def sequence(
         "--items", help="Write every item's trajectory here (.csv or .parquet).")] = None,
     show: Annotated[int, typer.Option(help="List this many items with the most forgetting events.")] = 10,
     metric: MetricOpt = "acc", identical_only: IdenticalOpt = False, n_bootstrap: BootOpt = 1000,
-    backend: BackendOpt = "hf", device: DeviceOpt = "cpu", dtype: DtypeOpt = "float32", batch_size: BatchOpt = 16,
-    max_length: MaxLenOpt = None, repeats: RepeatsOpt = 1, seed: SeedOpt = 0, temperature: TempOpt = 0.0,
-    top_p: TopPOpt = 1.0, max_new_tokens: MaxNewOpt = None, gguf_file: GGUFOpt = None,
-    trust_remote_code: RemoteOpt = False, add_special_tokens: BosOpt = None, threads: ThreadsOpt = None,
-    limit: LimitOpt = None, num_fewshot: FewshotOpt = None, fewshot_source: FewshotSourceOpt = None,
-    fewshot_seed: FewshotSeedOpt = None, template: TemplateOpt = None, target_delimiter: DelimOpt = None,
-    order: OrderOpt = None, manifest: ManifestOpt = None, allow_pickle: AllowPickleOpt = False,
+    seed: SeedOpt = 0, order: OrderOpt = None, manifest: ManifestOpt = None,
+    *,
+    options: ScoringOptions,
 ) -> None:
     """Follow every item through a sequence of checkpoints: trajectories, forgetting events, first learned.
 
     With --manifest or --order, or without --task when every CHECKPOINT is stored results (e.g. a
     sweep's `results/`), they are ordered as `report` orders them; nothing is evaluated.
     """
-    from .analysis.sequence import SequenceError, is_manifest
-    from .engine.compare import is_records_path
-    from .engine.results import load_sequence
+    from ..analysis.sequence import SequenceError, is_manifest
+    from ..engine.compare import is_records_path
+    from ..engine.results import load_sequence
 
     stored = not task and all(is_records_path(a) and not is_manifest(a) for a in checkpoints)
     try:
         if manifest is not None or order or stored:  # stored results: ordered as `report` orders them
             if task:
                 raise SequenceError("--manifest/--order read stored results; evaluate with --task without them")
-            seq, _ = load_sequence([Path(a) for a in checkpoints], order, manifest, minimal=True, note=_note, metric=metric,
-                                   identical_only=identical_only, n_bootstrap=n_bootstrap, seed=seed)
+            seq, _ = load_sequence([Path(a) for a in checkpoints], order, manifest, minimal=True, note=_note,
+                                   metric=metric, identical_only=identical_only, n_bootstrap=n_bootstrap, seed=seed)
         else:
             seq = _evaluate_sequence(checkpoints, task, output, metric, identical_only, n_bootstrap, seed,
-                                     _settings(backend, device, dtype, batch_size, max_length, repeats, seed,
-                                               temperature, top_p, max_new_tokens, gguf_file, trust_remote_code,
-                                               add_special_tokens, threads, allow_pickle=allow_pickle),
-                                     (limit, num_fewshot, fewshot_source, fewshot_seed, template, target_delimiter))
+                                     options.settings(seed=seed), options)
     except _sequence_errors() as exc:
-        _fail(str(exc))
+        fail(str(exc))
     _print_sequence(seq, show)
     if json_path:
-        from .records.store import atomic_write_text
+        from ..records.store import atomic_write_text
 
         atomic_write_text(json_path, json.dumps(sequence_json(seq), indent=2))
         typer.echo(f"wrote {json_path}")
@@ -106,12 +96,13 @@ def sequence(
         typer.echo(f"wrote {items_path}")
 
 
-def _evaluate_sequence(checkpoints, task, output, metric, identical_only, n_bootstrap, seed, settings, task_options):
+def _evaluate_sequence(checkpoints, task, output, metric, identical_only, n_bootstrap, seed, settings,
+                       options: ScoringOptions):
     """Evaluate (through the cache) every checkpoint, a manifest standing for its checkpoints."""
-    from .analysis.sequence import RunManifest, checkpoint_sequence, is_manifest
-    from .engine.compare import is_records_path, record_evaluated_order, records_for
-    from .report.progress import ProgressBars
-    from .records.schema import ANALYSIS_COLUMNS
+    from ..analysis.sequence import RunManifest, checkpoint_sequence, is_manifest
+    from ..engine.compare import is_records_path, record_evaluated_order, records_for
+    from ..report.progress import ProgressBars
+    from ..records.schema import ANALYSIS_COLUMNS
 
     sides: list[tuple[str, str | None]] = []
     for arg in checkpoints:
@@ -119,7 +110,7 @@ def _evaluate_sequence(checkpoints, task, output, metric, identical_only, n_boot
             sides += [(str(c.path), c.name) for c in RunManifest.read(arg).checkpoints]
         else:
             sides.append((arg, None))
-    tasks = _load_tasks(task, *task_options)
+    tasks = options.load_tasks(task)
     with ProgressBars() as progress:
         # stored records: only what the figures need (a model side is evaluated and returned whole)
         frames = [records_for(arg, tasks, output, settings, name=name, progress=progress, columns=ANALYSIS_COLUMNS)
@@ -130,7 +121,6 @@ def _evaluate_sequence(checkpoints, task, output, metric, identical_only, n_boot
                                seed=seed)
 
 
-@app.command()
 def heatmap(
     results: ResultsArg,
     out: Annotated[Path, typer.Option("--out", "-o", help="Image file: .png or .svg.")] = Path("heatmap.png"),
@@ -148,24 +138,24 @@ def heatmap(
     identical_only: IdenticalOpt = False,
 ) -> None:
     """Draw one heatmap from stored results (PNG or SVG; the same input gives the same file)."""
-    from .engine.results import load_sequence
-    from .records.checkpoint_order import short_names
-    from .report import heatmaps
+    from ..engine.results import load_sequence
+    from ..records.checkpoint_order import short_names
+    from ..report import heatmaps
 
     if kind not in ("tasks", "pairwise", "transitions", "raster"):
-        _fail(f"--kind {kind!r}: choose tasks, pairwise, transitions or raster")
+        fail(f"--kind {kind!r}: choose tasks, pairwise, transitions or raster")
     if pairs not in ("consecutive", "first"):
-        _fail("--pairs takes consecutive or first")
+        fail("--pairs takes consecutive or first")
     if out.suffix.lower() not in (".png", ".svg"):
-        _fail(f"{out}: the image must end in .png or .svg")
+        fail(f"{out}: the image must end in .png or .svg")
     try:
-        seq, _ = load_sequence(results, order, manifest, minimal=True, note=_note, metric=metric, identical_only=identical_only,
-                               n_bootstrap=0)
+        seq, _ = load_sequence(results, order, manifest, minimal=True, note=_note, metric=metric,
+                               identical_only=identical_only, n_bootstrap=0)
         if kind in ("pairwise", "raster") and task is None:
-            _fail(f"--kind {kind} needs --task (one of {', '.join(seq.tasks)})")
+            fail(f"--kind {kind} needs --task (one of {', '.join(seq.tasks)})")
         by = ["task", "category"] if categories else ["task"]
         if categories and not (seq.items["category"] != "").any():
-            _fail("--categories: no item has a category; leave the option out")
+            fail("--categories: no item has a category; leave the option out")
         short = short_names(seq.checkpoints)
         if kind == "tasks":
             table = seq.consecutive(by) if pairs == "consecutive" else seq.from_first(by)
@@ -184,11 +174,10 @@ def heatmap(
             drawn = heatmaps.raster_heatmap(seq.raster(task), title=f"{task}: correctness per item")
         heatmaps.save_figure(drawn.figure, out)
     except _sequence_errors() as exc:
-        _fail(str(exc))
+        fail(str(exc))
     typer.echo(f"wrote {out} ({drawn.matrix.shape[0]} × {drawn.matrix.shape[1]})")
 
 
-@app.command()
 def report(
     results: ResultsArg,
     out: Annotated[Path, typer.Option("--out", "-o", help="The HTML file.")] = Path("report.html"),
@@ -198,9 +187,9 @@ def report(
     title: Annotated[str, typer.Option(help="Report title.")] = "forgetscope report",
 ) -> None:
     """Write one self-contained HTML report (tables, heatmaps, items, settings): opens offline."""
-    from .engine.results import load_sequence
-    from .records.store import atomic_write_text, load_item_rows
-    from .report.html import render_report
+    from ..engine.results import load_sequence
+    from ..records.store import atomic_write_text, load_item_rows
+    from ..report.html import render_report
 
     renamed: dict[str, str] = {}
 
@@ -211,12 +200,12 @@ def report(
         return rows
 
     try:
-        seq, records = load_sequence(results, order, manifest, minimal=True, note=_note, extra_columns=REPORT_COLUMNS,
-                                     renamed=renamed, metric=metric, identical_only=identical_only,
-                                     n_bootstrap=n_bootstrap)
+        seq, records = load_sequence(results, order, manifest, minimal=True, note=_note,
+                                     extra_columns=REPORT_COLUMNS, renamed=renamed, metric=metric,
+                                     identical_only=identical_only, n_bootstrap=n_bootstrap)
         atomic_write_text(out, render_report(seq, records, title=title, top=top, item_rows=item_rows))
     except _sequence_errors() as exc:
-        _fail(str(exc))
+        fail(str(exc))
     typer.echo(f"wrote {out} ({len(seq.checkpoints)} checkpoints, {len(seq.tasks)} tasks)")
 
 
@@ -232,7 +221,7 @@ def sequence_json(seq) -> dict:
 def _write_items(seq, path: Path) -> None:
     import io
 
-    from .records.store import atomic_write_bytes
+    from ..records.store import atomic_write_bytes
 
     items = seq.items.assign(task=seq.items["task"].astype(str))
     if path.suffix.lower() == ".parquet":
@@ -246,25 +235,25 @@ def _write_items(seq, path: Path) -> None:
 def _print_sequence(seq, show: int) -> None:
     from rich.table import Table
 
-    from .records.checkpoint_order import short_names
-    from .report.tables import comparison_table
+    from ..records.checkpoint_order import short_names
+    from ..report.tables import comparison_table
 
-    console = _console()
+    out = console()
     short = dict(zip(seq.checkpoints, short_names(seq.checkpoints)))
     for note in seq.notes:
-        console.print(f"[yellow]{note}[/yellow]")
+        out.print(f"[yellow]{note}[/yellow]")
     if len(seq.dropped):
-        console.print(f"[yellow]compared identical items only; dropped {int(seq.dropped['n_dropped'].sum())} "
+        out.print(f"[yellow]compared identical items only; dropped {int(seq.dropped['n_dropped'].sum())} "
                       "item rows that differ from the first checkpoint[/yellow]")
     order = "  →  ".join(f"{i}: {short[n]}" for i, n in enumerate(seq.checkpoints))
-    console.print(f"checkpoints: {order}   metric = {seq.metric}")
+    out.print(f"checkpoints: {order}   metric = {seq.metric}")
 
     def labelled(frame):
         return frame.assign(before=frame["before"].map(short), after=frame["after"].map(short))
 
-    console.print(comparison_table(labelled(seq.consecutive()), "consecutive checkpoints", ["task", "before", "after"]))
+    out.print(comparison_table(labelled(seq.consecutive()), "consecutive checkpoints", ["task", "before", "after"]))
     if len(seq.checkpoints) > 2:
-        console.print(comparison_table(labelled(seq.from_first()), "relative to the first checkpoint",
+        out.print(comparison_table(labelled(seq.from_first()), "relative to the first checkpoint",
                                        ["task", "before", "after"]))
     summary = seq.task_summary()
     table = Table(title="items along the sequence (rows = items × repeats)", title_justify="left",
@@ -273,7 +262,7 @@ def _print_sequence(seq, show: int) -> None:
         table.add_column(column.replace("_", " "), justify="left" if column == "task" else "right")
     for row in summary.itertuples(index=False):
         table.add_row(*(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row))
-    console.print(table)
+    out.print(table)
     if show > 0:
         ranked = seq.items[seq.items["forgetting_events"] > 0].sort_values("forgetting_events", ascending=False,
                                                                           kind="stable").head(show)
@@ -285,4 +274,4 @@ def _print_sequence(seq, show: int) -> None:
             first = short.get(row.first_learned, "never") if row.first_learned else "never"
             listed.add_row(str(row.task), str(row.item_id), str(row.repeat), row.trajectory,
                            str(row.forgetting_events), first)
-        console.print(listed)
+        out.print(listed)

@@ -1,7 +1,7 @@
 """`forgetscope gate`: exit 1 when a candidate checkpoint forgot too much, 0 when not, 2 when it cannot tell.
 
 A thin command over forgetscope.gate. Each side is read or evaluated the way
-`compare` does it (compare.records_for): a stored records file or directory is
+`compare` does it (engine.compare.records_for): a stored records file or directory is
 read as it is, so the baseline need not be re-run; a model is evaluated on
 --task through the cache. Whenever the gate cannot decide (unreadable or
 non-UTF-8 file, missing task, mismatched items, no paired items, invalid
@@ -19,13 +19,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from .cli import (AllowPickleOpt, BackendOpt, BatchOpt, BosOpt, DelimOpt, DeviceOpt, DtypeOpt, FewshotOpt, FewshotSeedOpt,
-                  FewshotSourceOpt, GGUFOpt, LimitOpt, MaxLenOpt, MaxNewOpt, OutputOpt, RemoteOpt, RepeatsOpt,
-                  SeedOpt, TaskOpt, TempOpt, TemplateOpt, ThreadsOpt, TopPOpt, _errors, _fail, _load_tasks,
-                  _settings, app)
+from .common import fail, input_errors
+from .options import SCORING_GROUPS, OutputOpt, ScoringOptions, SeedOpt, TaskOpt, with_groups
 
 
-@app.command()
+@with_groups(*SCORING_GROUPS)
 def gate(
     baseline: Annotated[str, typer.Option(help="Before: a records file/dir (no re-run) or a model.")],
     candidate: Annotated[str, typer.Option(help="After: a model, or a records file/dir (e.g. imported logs).")],
@@ -46,21 +44,17 @@ def gate(
     junit: Annotated[Optional[Path], typer.Option(help="Write JUnit XML here (one test case per group).")] = None,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the decisions as JSON here.")] = None,
     output: OutputOpt = Path("forgetscope-results"),
-    backend: BackendOpt = "hf", device: DeviceOpt = "cpu", dtype: DtypeOpt = "float32", batch_size: BatchOpt = 16,
-    max_length: MaxLenOpt = None, repeats: RepeatsOpt = 1, seed: SeedOpt = 0, temperature: TempOpt = 0.0,
-    top_p: TopPOpt = 1.0, max_new_tokens: MaxNewOpt = None, gguf_file: GGUFOpt = None,
-    trust_remote_code: RemoteOpt = False, add_special_tokens: BosOpt = None, threads: ThreadsOpt = None,
-    limit: LimitOpt = None, num_fewshot: FewshotOpt = None, fewshot_source: FewshotSourceOpt = None,
-    fewshot_seed: FewshotSeedOpt = None, template: TemplateOpt = None, target_delimiter: DelimOpt = None,
-    allow_pickle: AllowPickleOpt = False,
+    seed: SeedOpt = 0,
+    *,
+    options: ScoringOptions,
 ) -> None:
     """Release gate: fail (exit 1) when some task's chance-adjusted forgetting exceeds its threshold, significantly.
 
     With two records sides, --task takes task names; with a model side, task specs (as `eval`)."""
-    from .engine.compare import is_records_path, records_for
-    from .gate import GateConfigError, GateError, decide, load_config, to_json, to_junit_xml, to_markdown
-    from .report.progress import ProgressBars
-    from .records.schema import ANALYSIS_COLUMNS
+    from ..engine.compare import is_records_path, records_for
+    from ..gate import GateConfigError, GateError, decide, load_config, to_json, to_junit_xml, to_markdown
+    from ..report.progress import ProgressBars
+    from ..records.schema import ANALYSIS_COLUMNS
 
     outputs = {"markdown": markdown, "junit": junit, "json": json_path}
     message = None
@@ -69,15 +63,13 @@ def gate(
         if is_records_path(baseline) and is_records_path(candidate):
             tasks = [_named(name) for name in task]
         else:
-            tasks = _load_tasks(task, limit, num_fewshot, fewshot_source, fewshot_seed, template, target_delimiter)
-        settings = _settings(backend, device, dtype, batch_size, max_length, repeats, seed, temperature, top_p,
-                             max_new_tokens, gguf_file, trust_remote_code, add_special_tokens, threads,
-                             allow_pickle=allow_pickle)
+            tasks = options.load_tasks(task)
+        settings = options.settings(seed=seed)
         with ProgressBars() as progress:
             # a stored side loads only what the figures need (a fraction of the memory at scale)
             before = records_for(baseline, tasks, output, settings, progress=progress, columns=ANALYSIS_COLUMNS)
             after = records_for(candidate, tasks, output, settings, progress=progress, columns=ANALYSIS_COLUMNS)
-        from .analysis import compare_records
+        from ..analysis import compare_records
 
         comparison = compare_records(before, after, metric=gate_config.metric, identical_only=identical_only,
                                      n_bootstrap=0)
@@ -87,31 +79,31 @@ def gate(
         if exc.exit_code:
             _write_error("the gate's inputs were refused (see the error printed before this)", outputs)
         raise
-    except (GateConfigError, GateError, *_errors()) as exc:
+    except (GateConfigError, GateError, *input_errors()) as exc:
         message = str(exc)
     except Exception as exc:  # noqa: BLE001 - a crash must not read as exit 1, "forgot too much"
         message = f"unexpected {type(exc).__name__} ({(str(exc).splitlines() or [''])[0]}); please report it"
     if message is not None:
         _write_error(message, outputs)
-        _fail(message)
+        fail(message)
     summary = to_markdown(result)
     typer.echo(summary)
     try:
         _write(outputs, summary, to_junit_xml(result), json.dumps(to_json(result), indent=2))
     except OSError as exc:
-        _fail(f"the gate {'passed' if result.passed else 'failed'}, but its outputs could not be written ({exc})")
+        fail(f"the gate {'passed' if result.passed else 'failed'}, but its outputs could not be written ({exc})")
     raise typer.Exit(result.exit_code)
 
 
 def _named(name: str):
     """A task known only by name: records sides are filtered by it (compare.records_for needs `.name`)."""
-    from .tasks.base import Task
+    from ..tasks.base import Task
 
     return Task(name, [])
 
 
 def _write(outputs: dict, summary: str, junit: str, json_text: str) -> None:
-    from .records.store import atomic_write_text
+    from ..records.store import atomic_write_text
 
     for key, text in (("markdown", summary), ("junit", junit), ("json", json_text)):
         if outputs[key]:
@@ -124,7 +116,7 @@ def _write(outputs: dict, summary: str, junit: str, json_text: str) -> None:
 
 def _write_error(message: str, outputs: dict) -> None:
     """Outputs that show CI a broken gate (never a passing one); writing them must not hide the error."""
-    from .gate import error_junit_xml, error_markdown
+    from ..gate import error_junit_xml, error_markdown
 
     try:
         _write(outputs, error_markdown(message), error_junit_xml(message),

@@ -20,11 +20,8 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from .cli import (
-    AllowPickleOpt, BackendOpt, BatchOpt, BosOpt, DeviceOpt, DtypeOpt, FewshotOpt, FewshotSeedOpt, FewshotSourceOpt, GGUFOpt,
-    GpuMemOpt, LimitOpt, MaxLenOpt, MaxModelLenOpt, MetricOpt, OutputOpt, RemoteOpt, SeedOpt, TaskOpt,
-    TemplateOpt, TensorParallelOpt, ThreadsOpt, DelimOpt, _console, _errors, _fail, _load_tasks, _settings, app,
-)
+from .common import console, fail, input_errors
+from .options import MODEL, TASKS, VLLM, MetricOpt, OutputOpt, ScoringOptions, SeedOpt, TaskOpt, with_groups
 
 if TYPE_CHECKING:  # pandas loads only when the command runs
     import pandas as pd
@@ -51,7 +48,7 @@ def parse_vary(spec: str) -> tuple[str, list]:
         raise ValueError(f"--vary {key}: {values!r} are not {VARIABLE_SETTINGS[key].__name__} values") from None
 
 
-@app.command()
+@with_groups(MODEL, VLLM, TASKS)  # no sampling: the noise floor is measured on greedy decisions, once
 def noise(
     checkpoint: Annotated[str, typer.Argument(help="Model directory, hub id or .gguf file.")],
     task: TaskOpt,
@@ -61,43 +58,37 @@ def noise(
     output: OutputOpt = Path("forgetscope-results/noise"),
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the table as JSON here.")] = None,
     metric: MetricOpt = "acc",
-    backend: BackendOpt = "hf", device: DeviceOpt = "cpu", dtype: DtypeOpt = "float32", batch_size: BatchOpt = 16,
-    max_length: MaxLenOpt = None, seed: SeedOpt = 0, gguf_file: GGUFOpt = None,
-    trust_remote_code: RemoteOpt = False, add_special_tokens: BosOpt = None, threads: ThreadsOpt = None,
-    limit: LimitOpt = None, num_fewshot: FewshotOpt = None, fewshot_source: FewshotSourceOpt = None,
-    fewshot_seed: FewshotSeedOpt = None, template: TemplateOpt = None, target_delimiter: DelimOpt = None,
-    gpu_memory_utilization: GpuMemOpt = 0.9, max_model_len: MaxModelLenOpt = None,
-    tensor_parallel_size: TensorParallelOpt = 1, allow_pickle: AllowPickleOpt = False,
+    seed: SeedOpt = 0,
+    *,
+    options: ScoringOptions,
 ) -> None:
     """Evaluate one checkpoint twice, changing one setting: the flip rate numeric noise alone causes."""
-    from .engine.evaluate import Checkpoint
-    from .engine.noise import noise_floor
-    from .report.progress import ProgressBars
+    from ..engine.evaluate import Checkpoint
+    from ..engine.noise import noise_floor
+    from ..report.progress import ProgressBars
 
     try:
         key, (value_a, value_b) = parse_vary(vary)
     except ValueError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     try:
-        tasks = _load_tasks(task, limit, num_fewshot, fewshot_source, fewshot_seed, template, target_delimiter)
-        base = _settings(backend, device, dtype, batch_size, max_length, 1, seed, 0.0, 1.0, None, gguf_file,
-                         trust_remote_code, add_special_tokens, threads, gpu_memory_utilization, max_model_len,
-                         tensor_parallel_size, allow_pickle)
+        tasks = options.load_tasks(task)
+        base = options.settings(seed=seed)  # repeats 1, greedy: EvalSettings' defaults
         settings_a = dataclasses.replace(base, **{key: value_a})
         settings_b = dataclasses.replace(base, **{key: value_b})
         with ProgressBars() as progress:
             table = noise_floor(Checkpoint(checkpoint), tasks, settings_a, settings_b, output, metric=metric,
                                 progress=progress)
-    except _errors() as exc:
-        _fail(str(exc))
+    except input_errors() as exc:
+        fail(str(exc))
     _print(table, f"{checkpoint}: {key} = {value_a} vs {value_b}   metric = {metric}")
     if json_path:
-        from .records.store import atomic_write_text
+        from ..records.store import atomic_write_text
 
         rows = json.loads(table.to_json(orient="records"))
         atomic_write_text(json_path, json.dumps({"vary": {key: [value_a, value_b]}, "metric": metric,
                                                  "tasks": rows}, indent=2))
-        _console().print(f"wrote {json_path}")
+        console().print(f"wrote {json_path}")
 
 
 def _print(table: pd.DataFrame, title: str) -> None:
@@ -111,4 +102,4 @@ def _print(table: pd.DataFrame, title: str) -> None:
         dll = "–" if pd.isna(row.max_abs_dll) else f"{row.max_abs_dll:.2e}"
         tol = "–" if pd.isna(row.suggested_flip_tolerance) else f"{row.suggested_flip_tolerance:.2e}"
         out.add_row(str(row.task), str(row.n), str(row.n_01), str(row.n_10), f"{row.flip_rate:.4f}", dll, tol)
-    _console().print(out)
+    console().print(out)
