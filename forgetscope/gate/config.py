@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..records.schema import METRIC_COLUMNS
-from ..textfile import read_utf8
+from ..textfile import read_config
 
 DEFAULT_MAX_FORGETTING = 0.02
 DEFAULT_ALPHA = 0.05
@@ -104,26 +104,12 @@ def load_config(path: Path | str | None, **overrides) -> GateConfig:
     if path is None:
         return parse_config(None, "command line", **overrides)
     path = Path(path)
+    if path.suffix.lower() not in (".toml", ".yaml", ".yml"):
+        raise GateConfigError(f"{path}: unknown config format {path.suffix!r}; allowed: .yaml, .yml, .toml")
     try:
-        text = read_utf8(path, GateConfigError)
+        data = read_config(path, GateConfigError)
     except OSError as exc:
         raise GateConfigError(f"{path}: cannot read the gate config ({exc.strerror or exc})") from None
-    if path.suffix.lower() == ".toml":
-        import tomllib
-
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise GateConfigError(f"{path}: not valid TOML ({exc})") from None
-    elif path.suffix.lower() in (".yaml", ".yml"):
-        import yaml
-
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise GateConfigError(f"{path}: not valid YAML ({exc})".replace("\n", " ")) from None
-    else:
-        raise GateConfigError(f"{path}: unknown config format {path.suffix!r}; allowed: .yaml, .yml, .toml")
     return parse_config(data, str(path), **overrides)
 
 

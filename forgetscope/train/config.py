@@ -15,7 +15,7 @@ from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from forgetscope.textfile import load_yaml, read_utf8
+from forgetscope.textfile import read_config
 from forgetscope.train.fields import ConfigError, check, from_mapping, join
 
 if TYPE_CHECKING:
@@ -373,18 +373,7 @@ def read_mapping(path: str | Path) -> dict:
     if path.suffix not in (".toml", ".yaml", ".yml"):
         raise ConfigError(str(path), "a config is a .yaml, .yml or .toml file")
     error = lambda message: ConfigError("", message)  # noqa: E731 - the message already names the file
-    text = read_utf8(path, error)
-    if path.suffix == ".toml":
-        import tomllib
-
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(str(path), f"not valid TOML: {exc}") from None
-        except RecursionError:
-            raise ConfigError(str(path), "not valid TOML: nested too deeply to read") from None
-    else:
-        data = load_yaml(text, path, error)
+    data = read_config(path, error)
     if not isinstance(data, dict):
         raise ConfigError(str(path), "the file must hold a mapping at the top level")
     return data

@@ -15,7 +15,7 @@ from forgetscope.backends.hf import load_model_and_tokenizer
 from forgetscope.cli import app
 from forgetscope.engine.evaluate import EvalSettings, evaluate
 
-from .helpers import mc_task
+from ..helpers import mc_task
 
 runner = CliRunner()
 

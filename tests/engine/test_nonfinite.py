@@ -22,7 +22,7 @@ from forgetscope.cli import app
 from forgetscope.engine.evaluate import EvalSettings, evaluate
 from forgetscope.records.store import RunDir, StoreError, load_records
 
-from .helpers import gen_task, mc_task
+from ..helpers import gen_task, mc_task
 
 runner = CliRunner()
 

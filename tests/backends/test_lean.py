@@ -14,7 +14,7 @@ from forgetscope.backends.base import LoglikelihoodRequest, Tokenization
 from forgetscope.backends.hf import HFBackend
 from forgetscope.backends.lean import LeanLlama, lean_unsupported
 
-from .helpers import mc_task
+from ..helpers import mc_task
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from forgetscope.engine.evaluate import EvalSettings, evaluate
 from forgetscope.engine.fingerprint import model_fingerprint
 from forgetscope.records.store import RunDir, load_records
 
-from .helpers import mc_task
+from ..helpers import mc_task
 
 KEY = ["task", "item_id", "repeat"]
 
@@ -105,7 +105,7 @@ import sys, time
 from forgetscope.engine.evaluate import EvalSettings, evaluate
 from forgetscope.backends.hf import HFBackend
 sys.path.insert(0, {root!r})
-from tests.core.helpers import mc_task
+from tests.helpers import mc_task
 backend = HFBackend.from_pretrained({model!r})
 original = backend.loglikelihood
 def slow(reqs):

@@ -18,7 +18,7 @@ from forgetscope.records.store import RunDir, StoreError, load_records
 from forgetscope.tasks import load_task
 from forgetscope.records.tempfiles import temp_sibling
 
-from .helpers import mc_task
+from ..helpers import mc_task
 
 ROOT = Path(__file__).parents[2]
 

@@ -12,7 +12,7 @@ from forgetscope.cli.noise import parse_vary
 from forgetscope.engine.noise import noise_floor
 from forgetscope.engine.evaluate import EvalSettings
 
-from ..core.helpers import mc_task
+from ..helpers import mc_task
 
 
 def test_parse_vary():

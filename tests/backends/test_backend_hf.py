@@ -7,7 +7,7 @@ import pytest
 
 from forgetscope.engine.evaluate import EvalSettings, evaluate
 
-from .helpers import gen_task, mc_task
+from ..helpers import gen_task, mc_task
 
 
 @pytest.mark.parametrize("fixture", ["tiny_llama_dir", "tiny_gpt2_dir"])
