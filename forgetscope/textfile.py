@@ -60,44 +60,4 @@ def yaml_problem(exc: Exception, path: Path | str) -> str:
     return f"{path} line {mark.line + 1}: not valid YAML ({problem} at column {mark.column + 1})"
 
 
-def load_yaml(text: str, path: Path | str, error: Callable[[str], Exception]) -> Any:
-    """`yaml.safe_load(text)`; a syntax error (or nesting too deep to parse) is `error(one line)`."""
-    import yaml
-
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise error(f"{yaml_problem(exc, path)}; fix the file") from None
-    except RecursionError:
-        raise error(f"{path}: not valid YAML (nested too deeply to read); fix the file") from None
-
-
-def load_toml(text: str, path: Path | str, error: Callable[[str], Exception]) -> Any:
-    """`tomllib.loads(text)` (the `tomli` package before Python 3.11); a syntax error is `error(one line)`."""
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10: the same parser, as a package
-        import tomli as tomllib
-
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise error(f"{path}: not valid TOML ({exc}); fix the file") from None
-    except RecursionError:
-        raise error(f"{path}: not valid TOML (nested too deeply to read); fix the file") from None
-
-
-def read_config(path: Path | str, error: Callable[[str], Exception]) -> Any:
-    """A .toml file parsed as TOML, anything else as YAML; every problem (not UTF-8, bad syntax) is `error(one line)`.
-
-    The one reader of the training, sweep and gate configs; callers check the suffix and the
-    shape of what comes back.
-    """
-    text = read_utf8(path, error)
-    if Path(path).suffix.lower() == ".toml":
-        return load_toml(text, path, error)
-    return load_yaml(text, path, error)
-
-
-__all__ = ["describe_non_utf8", "load_toml", "load_yaml", "non_utf8_position", "read_config", "read_utf8",
-           "yaml_problem"]
+__all__ = ["describe_non_utf8", "non_utf8_position", "read_utf8", "yaml_problem"]
