@@ -28,7 +28,7 @@ from forgetscope.train.config import load_run_config, parse_run_config
 from forgetscope.train.fields import ConfigError
 from forgetscope.train.sweep import load_sweep_config
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 RUN = (EXAMPLES / "early_exposure.yaml").read_text()
 SWEEP = (EXAMPLES / "sweep_early_exposure.yaml").read_text()

@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "forgetscope"
 
 #: package (first part below forgetscope) -> the packages it may import; the straight line
 #: tasks -> backends -> engine -> records -> analysis -> report / gate, with the training
-#: runner and the importers beside it and the CLI on top. Top-level modules (env, textfile)
+#: runner and the importers beside it and the CLI on top. Top-level modules (env, textfile, configio)
 #: are global utilities anyone may import.
 ALLOWED = {
     "records": set(),
@@ -30,7 +30,7 @@ ALLOWED = {
     "train": {"records", "tasks", "backends", "analysis", "engine", "report"},
     "cli": {"records", "tasks", "backends", "analysis", "engine", "report", "gate", "importers", "train"},
 }
-GLOBAL_MODULES = {"__init__", "env", "textfile"}
+GLOBAL_MODULES = {"__init__", "configio", "env", "textfile"}
 
 
 def module_name(path: Path) -> str:

@@ -29,7 +29,7 @@ def gate(
     candidate: Annotated[str, typer.Option(help="After: a model, or a records file/dir (e.g. imported logs).")],
     task: TaskOpt = [],  # noqa: B006 - typer needs a literal default
     config: Annotated[Optional[Path], typer.Option(
-        help="Thresholds per task/category: a .yaml or .toml file (see README, Release gate).")] = None,
+        help="Thresholds per task/category: a .yaml or .toml file (see docs/gate.md).")] = None,
     max_forgetting: Annotated[Optional[float], typer.Option(
         help="Largest chance-adjusted forgetting F_true allowed (default 0.02, or the config's).")] = None,
     alpha: Annotated[Optional[float], typer.Option(

@@ -146,5 +146,5 @@ def tasks_command() -> None:
     out.print(
         "Offline or with your own copy: --task NAME=/path/to/data (a dataset saved with save_to_disk, a folder "
         "of data files, or one .jsonl/.json/.csv/.parquet file with the hub dataset's columns).\n"
-        "Your own items: --task items.jsonl, a BIG-bench task.json, or a .yaml task spec (see README)."
+        "Your own items: --task items.jsonl, a BIG-bench task.json, or a .yaml task spec (see docs/tasks.md)."
     )
