@@ -31,17 +31,33 @@ recall and precision of flagging every item with risk ≥ t (tied items enter
 together, as scikit-learn's average_precision_score does). A useless score
 has an AP near the share of positives (`risk_ap_baseline`).
 
-Bootstrap intervals resample the items with replacement: B draws are B rows
-of multinomial item weights, and both figures are computed for all draws at
-once from per-distinct-score weight sums (no Python loop over draws); draws
-without a positive or a negative are left out.
+Intervals (95 %). The bootstrap resamples the items with replacement: B
+draws are B columns of item counts, and both figures are computed
+for all draws at once from per-distinct-score weight sums (no Python loop over
+draws); draws without a positive or a negative are left out. Its cost grows
+with draws × items, so a comparison row uses it up to BOOTSTRAP_CELLS
+(about 500 items at 1,000 draws) and the large-sample intervals beyond,
+where normal theory is accurate: for AUROC DeLong's (DeLong, DeLong and
+Clarke-Pearson, Biometrics 1988; the default of R's pROC),
+
+    Var(AUROC) = S10 / n_pos + S01 / n_neg,
+
+S10 and S01 the sample variances of the per-item placement values
+V10(x) = share of kept items ranked below x (ties ½) and V01(y) = share of
+forgotten items ranked above y, computed from midranks; AUROC ± 1.96 √Var,
+clipped to [0, 1]. For AP the logit interval of Boyd, Eng and Page (ECML
+PKDD 2013): expit(logit(AP) ± 1.96 / √(n_pos · AP · (1 − AP))), undefined
+when AP is 0 or 1. `risk_ci_method` says which a row got.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
+from scipy.special import expit
+from scipy.stats import norm, rankdata
 
 from .distances import ChoiceScores, entropy, gold_margin
 from .stats import percentile_interval
@@ -50,10 +66,12 @@ from .stats import percentile_interval
 RISK_COLUMNS = [
     "risk_n", "risk_n_forgotten", "risk_auroc", "risk_auroc_ci_low", "risk_auroc_ci_high",
     "risk_ap", "risk_ap_ci_low", "risk_ap_ci_high", "risk_ap_baseline",
-    "risk_entropy_auroc", "risk_entropy_ap",
+    "risk_entropy_auroc", "risk_entropy_ap", "risk_ci_method",
 ]
 #: Most bootstrap weights (draws × items) held at once.
 _CHUNK_CELLS = 1 << 22
+#: A comparison row is bootstrapped up to this many draws × items; beyond, large-sample intervals.
+BOOTSTRAP_CELLS = 1 << 19
 
 
 def learning_history(correct) -> tuple[np.ndarray, np.ndarray]:
@@ -104,27 +122,43 @@ def average_precision(risk, forgotten) -> float:
     risk, forgotten = _labelled(risk, forgotten)
     if not forgotten.any():
         return float("nan")
-    return float(_weighted_figures(risk, forgotten, np.ones((1, len(risk))))[1][0])
+    return float(_weighted_figures(risk, forgotten, np.ones((len(risk), 1)))[1][0])
 
 
 def _weighted_figures(risk: np.ndarray, forgotten: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """AUROC and AP for each row of item weights (draws, items); NaN where a draw lacks a class."""
+    """AUROC and AP for each column of item weights (items, draws); NaN where a draw lacks a class.
+
+    Items are sorted by risk once; tied risks are summed into one level, so
+    they count ½ against each other (AUROC) and enter together (AP).
+    """
     order = np.argsort(risk, kind="stable")
     sorted_risk = risk[order]
-    starts = np.flatnonzero(np.concatenate([[True], sorted_risk[1:] != sorted_risk[:-1]]))
-    w = weights[:, order]
-    pos = np.add.reduceat(w * forgotten[order], starts, axis=1)  # (draws, distinct risks), ascending
-    neg = np.add.reduceat(w * ~forgotten[order], starts, axis=1)
-    total_pos, total_neg = pos.sum(1), neg.sum(1)
-    below = np.cumsum(neg, axis=1) - neg  # kept items with a lower risk
+    w = weights[order]  # (items, draws): sums along axis 0 run over contiguous rows
+    lost = forgotten[order]
+    pos = np.where(lost[:, None], w, 0.0)
+    neg = w - pos
+    distinct = np.concatenate([[True], sorted_risk[1:] != sorted_risk[:-1]])
+    if not distinct.all():
+        starts = np.flatnonzero(distinct)
+        pos, neg = np.add.reduceat(pos, starts, axis=0), np.add.reduceat(neg, starts, axis=0)
+    total_pos, total_neg = pos.sum(0), neg.sum(0)
+    below = np.cumsum(neg, axis=0)  # kept items with a lower risk, and half the tied ones
+    below -= 0.5 * neg
+    tp = np.cumsum(pos[::-1], axis=0)  # flag every item with risk ≥ t, t from the highest down
+    flagged = tp + np.cumsum(neg[::-1], axis=0)
+    precision = np.divide(tp, flagged, out=np.zeros_like(tp), where=flagged > 0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        area = (pos * (below + 0.5 * neg)).sum(1) / (total_pos * total_neg)
-        tp = np.cumsum(pos[:, ::-1], axis=1)  # flag every item with risk ≥ t, t from the highest down
-        fp = np.cumsum(neg[:, ::-1], axis=1)
-        precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
-        ap = (pos[:, ::-1] * precision).sum(1) / total_pos
-    valid = (total_pos > 0) & (total_neg > 0)
-    return np.where(valid, area, np.nan), np.where(total_pos > 0, ap, np.nan)
+        area = np.einsum("ij,ij->j", pos, below) / (total_pos * total_neg)
+        ap = np.einsum("ij,ij->j", pos[::-1], precision) / total_pos
+    return np.where((total_pos > 0) & (total_neg > 0), area, np.nan), np.where(total_pos > 0, ap, np.nan)
+
+
+def bootstrap_weights(n_items: int, n_draws: int, rng: np.random.Generator) -> np.ndarray:
+    """(items, draws) counts: how often each item is drawn in each of `n_draws` resamples of n_items
+    items with replacement (uniform indices, counted with one bincount)."""
+    picks = rng.integers(0, n_items, size=(n_draws, n_items))
+    picks += (np.arange(n_draws) * n_items)[:, None]
+    return np.bincount(picks.ravel(), minlength=n_draws * n_items).reshape(n_draws, n_items).T.astype(np.float64)
 
 
 def ranking_bootstrap(risk, forgotten, *, n_bootstrap: int = 1000, rng: np.random.Generator,
@@ -138,18 +172,42 @@ def ranking_bootstrap(risk, forgotten, *, n_bootstrap: int = 1000, rng: np.rando
     areas, aps = [], []
     chunk = max(1, _CHUNK_CELLS // n)
     for start in range(0, n_bootstrap, chunk):
-        size = min(chunk, n_bootstrap - start)
-        weights = rng.multinomial(n, np.full(n, 1.0 / n), size=size).astype(np.float64)
-        area, ap = _weighted_figures(risk, forgotten, weights)
+        area, ap = _weighted_figures(risk, forgotten, bootstrap_weights(n, min(chunk, n_bootstrap - start), rng))
         areas.append(area)
         aps.append(ap)
-    area, ap = np.concatenate(areas), np.concatenate(aps)
     out = []
-    for samples in (area, ap):
-        samples = samples[np.isfinite(samples)]
-        low, high = percentile_interval(samples, level)
+    for samples in (np.concatenate(areas), np.concatenate(aps)):
+        low, high = percentile_interval(samples[np.isfinite(samples)], level)
         out += [float(low), float(high)]
     return tuple(out)
+
+
+def delong_interval(risk, forgotten, level: float = 0.95) -> tuple[float, float]:
+    """DeLong's normal interval of the AUROC (placement values from midranks), clipped to [0, 1];
+    NaN without two forgotten and two kept items."""
+    risk, forgotten = _labelled(risk, forgotten)
+    n_pos = int(forgotten.sum())
+    n_neg = len(forgotten) - n_pos
+    if n_pos < 2 or n_neg < 2:
+        return float("nan"), float("nan")
+    ranks = rankdata(risk)
+    pos_risk, neg_risk = risk[forgotten], risk[~forgotten]
+    v10 = (ranks[forgotten] - rankdata(pos_risk)) / n_neg  # kept items below each forgotten one
+    v01 = 1.0 - (ranks[~forgotten] - rankdata(neg_risk)) / n_pos  # forgotten items above each kept one
+    area = v10.mean()
+    spread = math.sqrt(v10.var(ddof=1) / n_pos + v01.var(ddof=1) / n_neg)
+    z = float(norm.ppf(0.5 + level / 2))
+    return max(area - z * spread, 0.0), min(area + z * spread, 1.0)
+
+
+def logit_interval(ap: float, n_forgotten: int, level: float = 0.95) -> tuple[float, float]:
+    """Boyd et al.'s (2013) logit interval of an average precision; NaN when AP is 0 or 1 or nothing was forgotten."""
+    if not (0.0 < ap < 1.0) or n_forgotten < 1:
+        return float("nan"), float("nan")
+    eta = math.log(ap / (1 - ap))
+    tau = 1.0 / math.sqrt(n_forgotten * ap * (1 - ap))
+    z = float(norm.ppf(0.5 + level / 2))
+    return float(expit(eta - z * tau)), float(expit(eta + z * tau))
 
 
 def risk_summary(margin_before: np.ndarray, entropy_before: np.ndarray, before: np.ndarray, after: np.ndarray,
@@ -161,7 +219,8 @@ def risk_summary(margin_before: np.ndarray, entropy_before: np.ndarray, before: 
     group = np.asarray(group, np.int64)
     right = np.asarray(before, bool) & (group >= 0)
     forgotten = ~np.asarray(after, bool)
-    out = {name: np.full(len(names), np.nan) for name in RISK_COLUMNS}
+    out = {name: np.full(len(names), np.nan) for name in RISK_COLUMNS if name != "risk_ci_method"}
+    out["risk_ci_method"] = np.full(len(names), None, dtype=object)
     rows = np.flatnonzero(right & np.isfinite(margin_before))
     order = rows[np.argsort(group[rows], kind="stable")]
     bounds = np.searchsorted(group[order], np.arange(len(names) + 1))
@@ -175,7 +234,14 @@ def risk_summary(margin_before: np.ndarray, entropy_before: np.ndarray, before: 
         out["risk_auroc"][g], out["risk_ap"][g] = auroc(risk, lost), average_precision(risk, lost)
         out["risk_entropy_auroc"][g] = auroc(entropy_before[at], lost)
         out["risk_entropy_ap"][g] = average_precision(entropy_before[at], lost)
+        if n_bootstrap <= 0:
+            continue
+        if n_bootstrap * len(at) <= BOOTSTRAP_CELLS:
+            intervals = ranking_bootstrap(risk, lost, n_bootstrap=n_bootstrap, rng=group_rng(seed, name + "\x1frisk"))
+            out["risk_ci_method"][g] = "bootstrap"
+        else:
+            intervals = delong_interval(risk, lost) + logit_interval(out["risk_ap"][g], int(lost.sum()))
+            out["risk_ci_method"][g] = "delong+logit"
         (out["risk_auroc_ci_low"][g], out["risk_auroc_ci_high"][g], out["risk_ap_ci_low"][g],
-         out["risk_ap_ci_high"][g]) = ranking_bootstrap(risk, lost, n_bootstrap=n_bootstrap,
-                                                        rng=group_rng(seed, name + "\x1frisk"))
+         out["risk_ap_ci_high"][g]) = intervals
     return out

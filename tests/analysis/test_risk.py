@@ -11,9 +11,12 @@ from scipy.stats import mannwhitneyu
 
 from forgetscope.analysis.distances import ChoiceScores
 from forgetscope.analysis.risk import (
+    BOOTSTRAP_CELLS,
     auroc,
     average_precision,
+    delong_interval,
     learning_history,
+    logit_interval,
     ranking_bootstrap,
     risk_scores,
     risk_summary,
@@ -65,12 +68,11 @@ def test_bootstrap_equals_resampling_items_one_draw_at_a_time():
     forgotten = rng.random(40) < 0.3 + 0.4 * (risk > 0)
     low_a, high_a, low_p, high_p = ranking_bootstrap(risk, forgotten, n_bootstrap=300, rng=np.random.default_rng(9))
     # the same draws, made into resampled item lists and scored one by one
-    weights = np.random.default_rng(9).multinomial(40, np.full(40, 1 / 40), size=300)
+    picks = np.random.default_rng(9).integers(0, 40, size=(300, 40))
     areas, aps = [], []
-    for w in weights:
-        sample_risk, sample_lost = np.repeat(risk, w), np.repeat(forgotten, w)
-        areas.append(auroc(sample_risk, sample_lost))
-        aps.append(average_precision(sample_risk, sample_lost))
+    for rows in picks:
+        areas.append(auroc(risk[rows], forgotten[rows]))
+        aps.append(average_precision(risk[rows], forgotten[rows]))
     areas, aps = np.array(areas), np.array(aps)
     areas = areas[np.isfinite(areas)]
     assert (low_a, high_a) == pytest.approx(tuple(np.percentile(areas, [2.5, 97.5])))
@@ -119,3 +121,39 @@ def test_risk_summary_counts_only_items_right_before():
     assert out["risk_auroc"][0] == 1.0 and out["risk_ap"][0] == 1.0
     assert out["risk_ap_baseline"][0] == 0.5
     assert out["risk_entropy_auroc"][0] == 1.0
+
+
+def test_delong_interval_by_hand():
+    # forgotten risks 0.9, 0.8; kept 0.8, 0.1. Placements: V10 = (1, 3/4), V01 = (3/4, 1)
+    # S10 = S01 = var((1, 3/4)) = 1/32: Var = 1/64 + 1/64 = 1/32; 0.875 ± 1.959964 · 0.176777
+    low, high = delong_interval([0.9, 0.8, 0.8, 0.1], [True, True, False, False])
+    assert low == pytest.approx(0.875 - 1.959964 * math.sqrt(1 / 32), abs=1e-6)
+    assert high == 1.0  # clipped
+    assert math.isnan(delong_interval([0.9, 0.1, 0.2], [True, False, False])[0])  # one forgotten item
+
+
+def test_large_sample_intervals_agree_with_the_bootstrap():
+    rng = np.random.default_rng(5)
+    risk = rng.normal(size=1500)
+    forgotten = rng.random(1500) < 1 / (1 + np.exp(2 - risk))
+    boot = ranking_bootstrap(risk, forgotten, n_bootstrap=2000, rng=np.random.default_rng(6))
+    delong = delong_interval(risk, forgotten)
+    logit = logit_interval(average_precision(risk, forgotten), int(forgotten.sum()))
+    assert delong == pytest.approx(boot[:2], abs=0.01)
+    assert logit == pytest.approx(boot[2:], abs=0.02)
+    # Boyd et al.: expit(logit(AP) ± z / √(n_pos AP (1 − AP))); AP = 1/2 with 16 forgotten: ±1.96 / 2
+    assert logit_interval(0.5, 16) == pytest.approx((1 / (1 + math.exp(0.979982)), 1 / (1 + math.exp(-0.979982))))
+    assert math.isnan(logit_interval(1.0, 5)[0])
+
+
+def test_rows_switch_to_large_sample_intervals_past_the_budget():
+    n = BOOTSTRAP_CELLS // 100 + 1  # 100 draws of this many items exceed the budget
+    rng = np.random.default_rng(7)
+    margin = rng.normal(size=n)
+    after = rng.random(n) < 1 / (1 + np.exp(-margin))
+    group = np.zeros(n, dtype=np.int64)
+    big = risk_summary(margin, margin, np.ones(n, bool), after, group, ["overall"], n_bootstrap=100, seed=0)
+    small = risk_summary(margin[:500], margin[:500], np.ones(500, bool), after[:500], group[:500], ["overall"],
+                         n_bootstrap=100, seed=0)
+    assert big["risk_ci_method"][0] == "delong+logit" and small["risk_ci_method"][0] == "bootstrap"
+    assert (big["risk_auroc_ci_low"][0], big["risk_auroc_ci_high"][0]) == delong_interval(-margin, ~after)
