@@ -53,7 +53,7 @@ def mcnemar_midp(learned, forgotten) -> np.ndarray:
     n = b + c
     low = np.minimum(b, c)
     p = 2.0 * binom.cdf(low, n, 0.5) - binom.pmf(low, n, 0.5)
-    return np.where(n > 0, np.clip(p, 0.0, 1.0), 1.0)
+    return np.where((n > 0) & (b != c), np.clip(p, 0.0, 1.0), 1.0)  # b = c: exactly 1, free of rounding
 
 
 def minimum_detectable_effect(n, discordant_share, *, alpha: float = 0.05, power: float = 0.8) -> np.ndarray:
@@ -100,7 +100,13 @@ def accuracy_change_ci(
         present = rows > 0
         change = np.bincount(item, weights=change)[present] / rows[present]
     values, counts = np.unique(change, return_counts=True)
-    draws = bootstrap_means(counts, values, n_bootstrap=n_bootstrap, rng=rng)
+    return accuracy_change_interval(counts, values, n_bootstrap=n_bootstrap, rng=rng, level=level)
+
+
+def accuracy_change_interval(counts, changes, *, n_bootstrap: int = 1000, rng: np.random.Generator,
+                             level: float = 0.95) -> tuple[float, float]:
+    """accuracy_change_ci from the item counts of each distinct per-item change (`changes`)."""
+    draws = bootstrap_means(np.asarray(counts), np.asarray(changes, np.float64), n_bootstrap=n_bootstrap, rng=rng)
     low, high = percentile_interval(draws, level)
     return float(low), float(high)
 
