@@ -299,6 +299,7 @@ _COMMAND_MODULES = [
     "cli_report",
     "cli_import",
     "cli_gate",
+    "cli_merge",
 ]
 for _module in _COMMAND_MODULES:
     __import__(f"forgetscope.{_module}")
