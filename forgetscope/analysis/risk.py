@@ -245,3 +245,57 @@ def risk_summary(margin_before: np.ndarray, entropy_before: np.ndarray, before: 
         (out["risk_auroc_ci_low"][g], out["risk_auroc_ci_high"][g], out["risk_ap_ci_low"][g],
          out["risk_ap_ci_high"][g]) = intervals
     return out
+
+
+#: Columns of rank_items, in order (the history columns only with a history).
+RANK_COLUMNS = ["task", "category", "item_id", "correct", "gold_margin", "risk", "entropy"]
+HISTORY_COLUMNS = ["forgetting_events", "learning_lateness"]
+
+
+def _first_repeat(records: pd.DataFrame) -> pd.DataFrame:
+    """One row per (task, item_id): the lowest repeat (scoring multiple-choice items is deterministic)."""
+    if "repeat" not in records.columns:
+        return records.reset_index(drop=True)
+    ordered = records.sort_values("repeat", kind="stable")
+    return ordered.drop_duplicates(["task", "item_id"]).sort_index().reset_index(drop=True)
+
+
+def rank_items(records: pd.DataFrame, metric: str = "acc", history: list[pd.DataFrame] | None = None) -> pd.DataFrame:
+    """The items of one checkpoint's records ranked by forgetting risk: right items first, highest risk first.
+
+    Per item (its lowest repeat): correct (under `metric`), gold_margin, risk = −gold_margin and
+    entropy; with `history` (earlier checkpoints' records, oldest first) also forgetting_events and
+    learning_lateness over history + this checkpoint. Items without a margin (generative) come last.
+    Every history checkpoint must hold every item (ValueError naming the first missing one).
+    """
+    from ..schema import metric_column
+
+    rows = _first_repeat(records)
+    scores = risk_scores(ChoiceScores.of(rows, metric))
+    column = metric_column(metric)
+    out = pd.DataFrame({
+        "task": rows["task"].astype(str).to_numpy(),
+        "category": rows["category"].astype(str).to_numpy() if "category" in rows.columns else "",
+        "item_id": rows["item_id"].astype(str).to_numpy(),
+        "correct": rows[column].to_numpy(dtype=bool),
+    })
+    for name in ("gold_margin", "risk", "entropy"):
+        out[name] = scores[name].to_numpy()
+    columns = list(RANK_COLUMNS)
+    if history:
+        correct = np.empty((len(out), len(history) + 1), dtype=bool)
+        keys = pd.MultiIndex.from_arrays([out["task"], out["item_id"]])
+        for position, earlier in enumerate(history):
+            earlier = _first_repeat(earlier)
+            index = pd.MultiIndex.from_arrays([earlier["task"].astype(str), earlier["item_id"].astype(str)])
+            found = index.get_indexer(keys)
+            if (found < 0).any():
+                missing = int(np.flatnonzero(found < 0)[0])
+                raise ValueError(f"history checkpoint #{position + 1} has no record of task {out['task'][missing]!r} "
+                                 f"item {out['item_id'][missing]!r}; evaluate every checkpoint on the same items")
+            correct[:, position] = earlier[column].to_numpy(dtype=bool)[found]
+        correct[:, -1] = out["correct"].to_numpy()
+        out["forgetting_events"], out["learning_lateness"] = learning_history(correct)
+        columns += HISTORY_COLUMNS
+    order = np.lexsort((-np.nan_to_num(out["risk"].to_numpy(), nan=-np.inf), ~out["correct"].to_numpy()))
+    return out[columns].iloc[order].reset_index(drop=True)
