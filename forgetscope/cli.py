@@ -300,6 +300,7 @@ _COMMAND_MODULES = [
     "cli_import",
     "cli_gate",
     "cli_merge",
+    "cli_risk",
 ]
 for _module in _COMMAND_MODULES:
     __import__(f"forgetscope.{_module}")

@@ -1,0 +1,75 @@
+"""`forgetscope risk CKPT --task T`: which items a fine-tune of CKPT is most likely to forget.
+
+Scores from CKPT alone (analysis.risk): the gold margin (risk = −margin),
+the entropy of the choice distribution, and with `--history` (earlier
+checkpoints, oldest first) the forgetting events and learning lateness of
+each item. Items right at CKPT are listed first, highest risk first.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .cli import (
+    AllowPickleOpt, BackendOpt, BatchOpt, BosOpt, DeviceOpt, DtypeOpt, FewshotOpt, GGUFOpt, LimitOpt, MaxLenOpt,
+    MetricOpt, OutputOpt, RemoteOpt, TaskOpt, TemplateOpt, ThreadsOpt, _console, _errors, _fail, _load_tasks,
+    _settings, app,
+)
+
+
+@app.command("risk")
+def risk_command(
+    checkpoint: Annotated[str, typer.Argument(help="The checkpoint to be fine-tuned: model dir, hub id, or records.")],
+    task: TaskOpt = [],  # noqa: B006 - typer needs a literal default
+    history: Annotated[list[str], typer.Option(
+        help="An earlier checkpoint (model or records), oldest first; repeatable.")] = [],  # noqa: B006
+    top: Annotated[int, typer.Option(help="Items shown.")] = 20,
+    csv: Annotated[Optional[Path], typer.Option("--csv", help="Write every item's scores here.")] = None,
+    metric: MetricOpt = "acc",
+    output: OutputOpt = Path("forgetscope-results"),
+    backend: BackendOpt = "hf", device: DeviceOpt = "cpu", dtype: DtypeOpt = "float32", batch_size: BatchOpt = 16,
+    max_length: MaxLenOpt = None, gguf_file: GGUFOpt = None, trust_remote_code: RemoteOpt = False,
+    add_special_tokens: BosOpt = None, threads: ThreadsOpt = None, limit: LimitOpt = None,
+    num_fewshot: FewshotOpt = None, template: TemplateOpt = None, allow_pickle: AllowPickleOpt = False,
+) -> None:
+    """Rank the items of CKPT by how likely a fine-tune is to forget them (low gold margin first)."""
+    from rich.table import Table
+
+    from .analysis.distances import ScoresError
+    from .analysis.risk import rank_items
+    from .compare import records_for
+    from .report.progress import ProgressBars
+    from .store import atomic_write_bytes
+
+    try:
+        tasks = _load_tasks(task, limit, num_fewshot, None, None, template, None)
+        settings = _settings(backend, device, dtype, batch_size, max_length, 1, 0, 0.0, 1.0, None, gguf_file,
+                             trust_remote_code, add_special_tokens, threads, allow_pickle=allow_pickle)
+        with ProgressBars() as progress:
+            records = records_for(checkpoint, tasks, output, settings, progress=progress)
+            earlier = [records_for(arg, tasks, output, settings, progress=progress) for arg in history]
+        ranked = rank_items(records, metric, earlier or None)
+    except (*_errors(), ScoresError, ValueError) as exc:
+        _fail(str(exc))
+    console = _console()
+    right = ranked[ranked["correct"]]
+    table = Table(title=f"{checkpoint}: {len(right)} of {len(ranked)} items right; most at risk first "
+                        "(risk = −gold margin)", title_justify="left", header_style="bold")
+    shown = [c for c in ranked.columns if c != "correct"]
+    for name in shown:
+        table.add_column(name, overflow="fold", justify="right" if name not in ("task", "category", "item_id") else "left")
+    for row in right.head(top).itertuples(index=False):
+        table.add_row(*(_cell(getattr(row, c)) for c in shown))
+    console.print(table)
+    if csv:
+        atomic_write_bytes(csv, ranked.to_csv(index=False).encode("utf-8"))
+        console.print(f"wrote {csv}")
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return "" if value != value else f"{value:.4g}"  # no margin (generative): empty
+    return str(value)
