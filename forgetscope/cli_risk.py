@@ -40,9 +40,9 @@ def risk_command(
 
     from .analysis.distances import ScoresError
     from .analysis.risk import rank_items
-    from .compare import records_for
+    from .engine.compare import records_for
     from .report.progress import ProgressBars
-    from .store import atomic_write_bytes
+    from .records.store import atomic_write_bytes
 
     try:
         tasks = _load_tasks(task, limit, num_fewshot, None, None, template, None)

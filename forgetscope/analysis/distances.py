@@ -39,7 +39,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from scipy.special import entr, log_softmax, rel_entr
 
-from ..schema import metric_column
+from ..records.schema import metric_column
 from .pairing import PairingError
 
 #: Columns the per-group summary adds (distance_summary).

@@ -268,7 +268,7 @@ def rank_items(records: pd.DataFrame, metric: str = "acc", history: list[pd.Data
     learning_lateness over history + this checkpoint. Items without a margin (generative) come last.
     Every history checkpoint must hold every item (ValueError naming the first missing one).
     """
-    from ..schema import metric_column
+    from ..records.schema import metric_column
 
     rows = _first_repeat(records)
     scores = risk_scores(ChoiceScores.of(rows, metric))

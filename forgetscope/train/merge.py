@@ -37,8 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from forgetscope.store import atomic_write_text
-from forgetscope.tempfiles import temp_sibling
+from forgetscope.records.store import atomic_write_text
+from forgetscope.records.tempfiles import temp_sibling
 
 METHODS = ("linear", "slerp")
 #: config.json keys that name or version a checkpoint without changing what it computes.

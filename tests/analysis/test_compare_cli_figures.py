@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from forgetscope.cli import app
-from forgetscope.store import save_records
+from forgetscope.records.store import save_records
 
 from test_item_figures import side  # the same records (tests/analysis is on sys.path, as pytest puts it)
 

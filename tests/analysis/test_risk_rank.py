@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from forgetscope.analysis.risk import rank_items
 from forgetscope.cli import app
-from forgetscope.store import save_records
+from forgetscope.records.store import save_records
 from test_item_figures import side  # the same records (tests/analysis is on sys.path, as pytest puts it)
 
 
