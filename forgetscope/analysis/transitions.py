@@ -587,6 +587,11 @@ def compare_records(
     is below it on either side (n_10_unstable, n_01_unstable; paired.frame
     gets a bool column `unstable`). The headline figures are unchanged.
     See analysis.stability (DEFAULT_FLIP_TOLERANCE).
+
+    Every row also gets mcnemar_midp and the figures of analysis.item_figures
+    (accuracy change and its interval, mde, and, when both records hold
+    per-choice log-likelihoods and gold, the KL/JS/margin distances and the
+    forgetting-risk AUROC/AP).
     """
     paired = pair_records(before, after, metric=metric, identical_only=identical_only)
     frame = paired.frame
