@@ -135,3 +135,15 @@ def test_row_groups_maps_rows_to_table_rows():
     labels = pd.DataFrame({"task": ["a", "b", "c"], "category": ["x", "y", "x"]})
     assert row_groups(frame, ["task", "category"], labels).tolist() == [-1, 0, 1, 2]
     assert row_groups(frame, [], pd.DataFrame(index=range(1))).tolist() == [0, 0, 0, 0]
+
+
+def test_row_interval_is_the_paired_bootstrap_of_its_items():
+    from forgetscope.analysis.paired import accuracy_change_ci
+    from forgetscope.analysis.stats import group_rng
+
+    result = compare_records(side(0), side(1), n_bootstrap=300, seed=4)
+    frame = result.paired.frame
+    low, high = accuracy_change_ci(frame["before"], frame["after"], frame["item"], n_bootstrap=300,
+                                   rng=group_rng(4, "overall\x1faccuracy change"))
+    row = result.overall.iloc[0]
+    assert (row.acc_change_ci_low, row.acc_change_ci_high) == (low, high)
