@@ -3,7 +3,8 @@
     scoring.py   eval, compare, tasks        report.py   sequence, heatmap, report
     noise.py     noise                       gate.py     gate
     train.py     train, sweep                imports.py  import lm-eval | lighteval
-    demo.py      demo
+    demo.py      demo                        merge.py    merge
+    risk.py      risk
 
 Options shared by several commands are declared once (options.py); the
 commands are registered below, in the order `forgetscope --help` lists them.
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import typer
 
-from . import demo, gate, imports, noise, report, scoring, train
+from . import demo, gate, imports, merge, noise, report, risk, scoring, train
 from .common import exit_process
 
 app = typer.Typer(
@@ -36,6 +37,8 @@ app.command("heatmap")(report.heatmap)
 app.command("report")(report.report)
 app.add_typer(imports.import_app, name="import")
 app.command("gate")(gate.gate)
+app.command("risk")(risk.risk_command)
+app.command("merge")(merge.merge_command)
 
 
 def main() -> None:  # console-script entry point

@@ -67,6 +67,7 @@ def compare(
 ) -> None:
     """Compare two checkpoints item by item: forgetting (1→0), backward transfer (0→1), chance-adjusted."""
     from ..analysis.answers import describe_items
+    from ..analysis.distances import score_columns
     from ..engine.compare import compare_checkpoints
     from ..records.schema import ANALYSIS_COLUMNS
     from ..report.progress import ProgressBars
@@ -81,9 +82,9 @@ def compare(
             comparison, before, after = compare_checkpoints(
                 checkpoint_a, checkpoint_b, tasks, output, settings, metric=metric,
                 identical_only=identical_only, n_bootstrap=n_bootstrap, seed=seed, progress=progress,
-                # stored records: the figures need only the analysis columns (and, for unstable
-                # flips, each row's decision margin); the listed items are read in full below
-                columns=ANALYSIS_COLUMNS, with_margins=True,
+                # stored records: the figures need only the analysis columns, each row's decision margin
+                # (unstable flips) and the per-choice scores (distances, risk); listed items are read in full below
+                columns=list(dict.fromkeys(ANALYSIS_COLUMNS + score_columns(metric))), with_margins=True,
                 flip_tolerance=flip_tolerance if flip_tolerance > 0 else None)
     except input_errors() as exc:
         fail(str(exc))
