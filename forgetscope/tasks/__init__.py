@@ -19,6 +19,7 @@ from forgetscope.tasks.base import (
 )
 from forgetscope.tasks.bigbench import read_bigbench_json
 from forgetscope.tasks.builtin import BUILTINS, BuiltinInfo, get_builtin
+from forgetscope.tasks.lmeval import is_lmeval_task, lmeval_task
 from forgetscope.tasks.local import DATA_SUFFIXES
 from forgetscope.tasks.spec import FewShotSpec, TaskOptions, TaskSpec
 
@@ -65,12 +66,15 @@ def spec_for(arg: str) -> TaskSpec:
 def load_task(arg: str, *, options: TaskOptions | None = None) -> Task:
     """Build a Task from a task argument (see `spec_for`) with optional CLI overrides.
 
+    `lmeval:NAME` is a task, group or tag of lm-evaluation-harness (forgetscope.tasks.lmeval).
     `synth_*` names are the training runner's synthetic tasks (`synth_facts_mc`, ...): 100 items,
     item seed 0, the generators' default settings, or with `NAME@RUN_CONFIG` (a `forgetscope train`
     YAML/TOML file) that run's source options, i.e. the items its sweep evaluates.
     """
     if arg.startswith("synth_") and not Path(arg).exists():
         return synthetic_task(arg, options)
+    if is_lmeval_task(arg):
+        return lmeval_task(arg, options)
     return spec_for(arg).with_options(options).build()
 
 
