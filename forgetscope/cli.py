@@ -30,7 +30,8 @@ app = typer.Typer(
 TaskOpt = Annotated[list[str], typer.Option(
     "--task", "-t",
     help="Task: a built-in name (see `forgetscope tasks`), NAME=LOCAL_PATH for a built-in over local "
-         "files, a .jsonl/.csv/.parquet file, a BIG-bench task.json, or a .yaml task spec. Repeatable.")]
+         "files, a .jsonl/.csv/.parquet file, a BIG-bench task.json, a .yaml task spec, or lmeval:NAME (a task of "
+         "lm-evaluation-harness). Repeatable.")]
 OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="Results directory (also the cache).")]
 BackendOpt = Annotated[str, typer.Option(help="Scoring backend: hf (transformers) or vllm (CUDA GPU).")]
 DeviceOpt = Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.")]
@@ -54,6 +55,9 @@ FewshotSourceOpt = Annotated[Optional[str], typer.Option(
 FewshotSeedOpt = Annotated[Optional[int], typer.Option(help="Seed of the few-shot draws (default: the task's).")]
 TemplateOpt = Annotated[Optional[str], typer.Option(help="Context template (format string or Jinja).")]
 DelimOpt = Annotated[Optional[str], typer.Option(help="Text between context and choice (default ' ').")]
+IncludePathOpt = Annotated[list[str], typer.Option(
+    "--include-path", help="Folder of lm-evaluation-harness task YAMLs for --task lmeval:NAME, as lm-eval's "
+                           "--include_path (its YAML may run Python beside it: only folders you trust). Repeatable.")]
 MetricOpt = Annotated[str, typer.Option(help="Correctness used for transitions: acc, acc_norm, acc_per_token.")]
 BosOpt = Annotated[Optional[bool], typer.Option(
     "--add-special-tokens/--no-add-special-tokens",
@@ -85,17 +89,21 @@ def _console():
     return Console(stderr=False, width=width)
 
 
-def _load_tasks(specs: list[str], limit, num_fewshot, fewshot_source, fewshot_seed, template, delimiter) -> list:
+def _load_tasks(specs: list[str], limit, num_fewshot, fewshot_source, fewshot_seed, template, delimiter,
+                include_path: list[str] | None = None) -> list:
     from .tasks import TaskOptions, load_task
+    from .tasks.base import TaskError
+    from .tasks.lmeval import is_lmeval_task
 
+    if include_path and not any(is_lmeval_task(spec) for spec in specs):
+        raise TaskError("--include-path applies to lmeval: tasks only (--task lmeval:NAME)")
     options = TaskOptions(template=template, target_delimiter=delimiter, num_fewshot=num_fewshot,
-                          fewshot_source=fewshot_source, fewshot_seed=fewshot_seed, limit=limit)
+                          fewshot_source=fewshot_source, fewshot_seed=fewshot_seed, limit=limit,
+                          include_path=tuple(include_path or ()))
     tasks = [load_task(spec, options=options) for spec in specs]
     names = [t.name for t in tasks]
     duplicates = {n for n in names if names.count(n) > 1}
     if duplicates:  # an error, not _fail: the gate still writes its CI outputs
-        from .tasks.base import TaskError
-
         raise TaskError(f"two tasks are named {', '.join(sorted(duplicates))}; rename one (spec `name:`)")
     return tasks
 
@@ -142,13 +150,15 @@ def eval_command(
     fewshot_seed: FewshotSeedOpt = None, template: TemplateOpt = None, target_delimiter: DelimOpt = None,
     gpu_memory_utilization: GpuMemOpt = 0.9, max_model_len: MaxModelLenOpt = None,
     tensor_parallel_size: TensorParallelOpt = 1, allow_pickle: AllowPickleOpt = False,
+    include_path: IncludePathOpt = [],  # noqa: B006 - typer needs a literal default
 ) -> None:
     """Score every item of the tasks and write one records row per item (cached, resumable)."""
     from .evaluate import Checkpoint, evaluate
     from .report.progress import ProgressBars
 
     try:
-        tasks = _load_tasks(task, limit, num_fewshot, fewshot_source, fewshot_seed, template, target_delimiter)
+        tasks = _load_tasks(task, limit, num_fewshot, fewshot_source, fewshot_seed, template, target_delimiter,
+                            include_path)
         settings = _settings(backend, device, dtype, batch_size, max_length, repeats, seed, temperature, top_p,
                              max_new_tokens, gguf_file, trust_remote_code, add_special_tokens, threads,
                              gpu_memory_utilization, max_model_len, tensor_parallel_size, allow_pickle)
@@ -188,6 +198,7 @@ def compare(
     gpu_memory_utilization: GpuMemOpt = 0.9, max_model_len: MaxModelLenOpt = None,
     tensor_parallel_size: TensorParallelOpt = 1, allow_pickle: AllowPickleOpt = False,
     flip_tolerance: FlipTolOpt = 1e-3,  # analysis.stability.DEFAULT_FLIP_TOLERANCE (not imported: --help stays fast)
+    include_path: IncludePathOpt = [],  # noqa: B006 - typer needs a literal default
 ) -> None:
     """Compare two checkpoints item by item: forgetting (1→0), backward transfer (0→1), chance-adjusted."""
     from .compare import compare_checkpoints, describe_items
@@ -198,7 +209,8 @@ def compare(
     if show_items not in (None, "1to0", "0to1"):
         _fail("--show-items takes 1to0 or 0to1")
     try:
-        tasks = _load_tasks(task, limit, num_fewshot, fewshot_source, fewshot_seed, template, target_delimiter)
+        tasks = _load_tasks(task, limit, num_fewshot, fewshot_source, fewshot_seed, template, target_delimiter,
+                            include_path)
         settings = _settings(backend, device, dtype, batch_size, max_length, repeats, seed, temperature, top_p,
                              max_new_tokens, gguf_file, trust_remote_code, add_special_tokens, threads,
                              gpu_memory_utilization, max_model_len, tensor_parallel_size, allow_pickle)

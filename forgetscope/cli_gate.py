@@ -20,6 +20,7 @@ from typing import Annotated, Optional
 import typer
 
 from .cli import (AllowPickleOpt, BackendOpt, BatchOpt, BosOpt, DelimOpt, DeviceOpt, DtypeOpt, FewshotOpt, FewshotSeedOpt,
+                  IncludePathOpt,
                   FewshotSourceOpt, GGUFOpt, LimitOpt, MaxLenOpt, MaxNewOpt, OutputOpt, RemoteOpt, RepeatsOpt,
                   SeedOpt, TaskOpt, TempOpt, TemplateOpt, ThreadsOpt, TopPOpt, _errors, _fail, _load_tasks,
                   _settings, app)
@@ -52,7 +53,7 @@ def gate(
     trust_remote_code: RemoteOpt = False, add_special_tokens: BosOpt = None, threads: ThreadsOpt = None,
     limit: LimitOpt = None, num_fewshot: FewshotOpt = None, fewshot_source: FewshotSourceOpt = None,
     fewshot_seed: FewshotSeedOpt = None, template: TemplateOpt = None, target_delimiter: DelimOpt = None,
-    allow_pickle: AllowPickleOpt = False,
+    allow_pickle: AllowPickleOpt = False, include_path: IncludePathOpt = [],  # noqa: B006
 ) -> None:
     """Release gate: fail (exit 1) when some task's chance-adjusted forgetting exceeds its threshold, significantly.
 
@@ -69,7 +70,8 @@ def gate(
         if is_records_path(baseline) and is_records_path(candidate):
             tasks = [_named(name) for name in task]
         else:
-            tasks = _load_tasks(task, limit, num_fewshot, fewshot_source, fewshot_seed, template, target_delimiter)
+            tasks = _load_tasks(task, limit, num_fewshot, fewshot_source, fewshot_seed, template, target_delimiter,
+                                include_path)
         settings = _settings(backend, device, dtype, batch_size, max_length, repeats, seed, temperature, top_p,
                              max_new_tokens, gguf_file, trust_remote_code, add_special_tokens, threads,
                              allow_pickle=allow_pickle)

@@ -22,7 +22,7 @@ import typer
 
 from .cli import (
     AllowPickleOpt, BackendOpt, BatchOpt, BosOpt, DeviceOpt, DtypeOpt, FewshotOpt, FewshotSeedOpt, FewshotSourceOpt, GGUFOpt,
-    GpuMemOpt, LimitOpt, MaxLenOpt, MaxModelLenOpt, MetricOpt, OutputOpt, RemoteOpt, SeedOpt, TaskOpt,
+    GpuMemOpt, IncludePathOpt, LimitOpt, MaxLenOpt, MaxModelLenOpt, MetricOpt, OutputOpt, RemoteOpt, SeedOpt, TaskOpt,
     TemplateOpt, TensorParallelOpt, ThreadsOpt, DelimOpt, _console, _errors, _fail, _load_tasks, _settings, app,
 )
 
@@ -97,6 +97,7 @@ def noise(
     fewshot_seed: FewshotSeedOpt = None, template: TemplateOpt = None, target_delimiter: DelimOpt = None,
     gpu_memory_utilization: GpuMemOpt = 0.9, max_model_len: MaxModelLenOpt = None,
     tensor_parallel_size: TensorParallelOpt = 1, allow_pickle: AllowPickleOpt = False,
+    include_path: IncludePathOpt = [],  # noqa: B006 - typer needs a literal default
 ) -> None:
     """Evaluate one checkpoint twice, changing one setting: the flip rate numeric noise alone causes."""
     from .evaluate import Checkpoint
@@ -107,7 +108,8 @@ def noise(
     except ValueError as exc:
         _fail(str(exc))
     try:
-        tasks = _load_tasks(task, limit, num_fewshot, fewshot_source, fewshot_seed, template, target_delimiter)
+        tasks = _load_tasks(task, limit, num_fewshot, fewshot_source, fewshot_seed, template, target_delimiter,
+                            include_path)
         base = _settings(backend, device, dtype, batch_size, max_length, 1, seed, 0.0, 1.0, None, gguf_file,
                          trust_remote_code, add_special_tokens, threads, gpu_memory_utilization, max_model_len,
                          tensor_parallel_size, allow_pickle)

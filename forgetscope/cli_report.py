@@ -23,7 +23,7 @@ import typer
 
 from .cli import (
     AllowPickleOpt, BackendOpt, BatchOpt, BosOpt, DelimOpt, DeviceOpt, DtypeOpt, FewshotOpt, FewshotSeedOpt, FewshotSourceOpt,
-    GGUFOpt, LimitOpt, MaxLenOpt, MaxNewOpt, MetricOpt, OutputOpt, RemoteOpt, RepeatsOpt, SeedOpt, TaskOpt,
+    GGUFOpt, IncludePathOpt, LimitOpt, MaxLenOpt, MaxNewOpt, MetricOpt, OutputOpt, RemoteOpt, RepeatsOpt, SeedOpt, TaskOpt,
     TempOpt, TemplateOpt, ThreadsOpt, TopPOpt, _console, _errors, _fail, _load_tasks, _settings, app,
 )
 
@@ -62,6 +62,7 @@ def sequence(
     limit: LimitOpt = None, num_fewshot: FewshotOpt = None, fewshot_source: FewshotSourceOpt = None,
     fewshot_seed: FewshotSeedOpt = None, template: TemplateOpt = None, target_delimiter: DelimOpt = None,
     order: OrderOpt = None, manifest: ManifestOpt = None, allow_pickle: AllowPickleOpt = False,
+    include_path: IncludePathOpt = [],  # noqa: B006 - typer needs a literal default
 ) -> None:
     """Follow every item through a sequence of checkpoints: trajectories, forgetting events, first learned.
 
@@ -83,7 +84,8 @@ def sequence(
                                      _settings(backend, device, dtype, batch_size, max_length, repeats, seed,
                                                temperature, top_p, max_new_tokens, gguf_file, trust_remote_code,
                                                add_special_tokens, threads, allow_pickle=allow_pickle),
-                                     (limit, num_fewshot, fewshot_source, fewshot_seed, template, target_delimiter))
+                                     (limit, num_fewshot, fewshot_source, fewshot_seed, template, target_delimiter,
+                                      include_path))
     except _sequence_errors() as exc:
         _fail(str(exc))
     _print_sequence(seq, show)
