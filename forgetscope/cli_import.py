@@ -1,4 +1,4 @@
-"""`forgetscope import lm-eval|lighteval PATH`: other tools' per-sample logs → records.
+"""`forgetscope import lm-eval|lighteval|inspect|olmes PATH`: other tools' per-sample logs → records.
 
 A thin layer over forgetscope.importers: read the logs, write the records
 into the results directory, and say which directory to hand to `compare`,
@@ -15,7 +15,8 @@ import typer
 from .cli import OutputOpt, _console, _errors, _fail, app
 
 import_app = typer.Typer(
-    help="Import per-sample logs of lm-evaluation-harness or lighteval as records (no model is run).",
+    help="Import per-sample logs of lm-evaluation-harness, lighteval, Inspect AI or OLMES as records "
+         "(no model is run).",
     no_args_is_help=True,
 )
 app.add_typer(import_app, name="import")
@@ -24,7 +25,7 @@ NameOpt = Annotated[Optional[str], typer.Option(
     help="Checkpoint name in the records (default: the model named in the logs).")]
 ImportMetricOpt = Annotated[Optional[str], typer.Option(
     "--metric", help="0/1 per-sample metric that says right or wrong for generative tasks "
-                     "(default: exact_match for lm-eval; em, exact_match, ... for lighteval).")]
+                     "(default: exact_match for lm-eval and OLMES; em, exact_match, ... for lighteval).")]
 
 
 @import_app.command("lm-eval")
@@ -58,6 +59,41 @@ def import_lighteval(
 
     try:
         run = read_lighteval(path, checkpoint=name, metric=metric)
+    except (LogFormatError, *_errors()) as exc:
+        _fail(str(exc))
+    _write(run, output)
+
+
+@import_app.command("inspect")
+def import_inspect(
+    path: Annotated[Path, typer.Argument(help="An Inspect AI log (.eval or .json) or a log directory.")],
+    output: OutputOpt = Path("forgetscope-results"),
+    name: NameOpt = None,
+    scorer: Annotated[Optional[str], typer.Option(
+        "--metric", help="The scorer whose C/I (or 0/1) scores say right or wrong, when a log has several.")] = None,
+) -> None:
+    """Import Inspect AI eval logs (.eval or .json); needs inspect_ai (the `inspect` extra of forgetscope)."""
+    from .importers import LogFormatError, read_inspect
+
+    try:
+        run = read_inspect(path, checkpoint=name, metric=scorer)
+    except (LogFormatError, *_errors()) as exc:
+        _fail(str(exc))
+    _write(run, output)
+
+
+@import_app.command("olmes")
+def import_olmes(
+    path: Annotated[Path, typer.Argument(help="A task-NNN-<task>-predictions.jsonl file or the --output-dir.")],
+    output: OutputOpt = Path("forgetscope-results"),
+    name: NameOpt = None,
+    metric: ImportMetricOpt = None,
+) -> None:
+    """Import OLMES (oe_eval) prediction files (task-NNN-<task>-predictions.jsonl and their metrics.json)."""
+    from .importers import LogFormatError, read_olmes
+
+    try:
+        run = read_olmes(path, checkpoint=name, metric=metric)
     except (LogFormatError, *_errors()) as exc:
         _fail(str(exc))
     _write(run, output)

@@ -41,7 +41,7 @@ class ImportedRun:
 
     checkpoint: str
     backend: str
-    """"lm-eval" or "lighteval": the tool that scored the items."""
+    """"lm-eval", "lighteval", "inspect" or "olmes": the tool that scored the items."""
     records: pd.DataFrame
     sources: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -125,7 +125,9 @@ def _json(value: dict) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
+from .inspect import read_inspect  # noqa: E402
 from .lighteval import read_lighteval  # noqa: E402
 from .lmeval import read_lmeval  # noqa: E402
+from .olmes import read_olmes  # noqa: E402
 
-__all__ = ["ImportedRun", "LogFormatError", "read_lighteval", "read_lmeval", "write_run"]
+__all__ = ["ImportedRun", "LogFormatError", "read_inspect", "read_lighteval", "read_lmeval", "read_olmes", "write_run"]
