@@ -133,14 +133,20 @@ def _import_lmeval() -> Any:
 
 @contextmanager
 def _quiet() -> Iterator[None]:
-    """lm-eval's notes about its task configs (defaulted aggregations, ...) are not the user's business here."""
+    """lm-eval's notes about its task configs (defaulted aggregations, ...) are not the user's business here;
+    and its progress bars must not leave tqdm's monitor thread behind (a live thread keeps the CLI from
+    its fast exit)."""
+    from tqdm import tqdm
+
     logger = logging.getLogger("lm_eval")
-    level = logger.level
+    level, interval = logger.level, tqdm.monitor_interval
     logger.setLevel(logging.ERROR)
+    tqdm.monitor_interval = 0
     try:
         yield
     finally:
         logger.setLevel(level)
+        tqdm.monitor_interval = interval
 
 
 def _version() -> str:

@@ -190,6 +190,16 @@ def test_multiple_input_task_has_one_context_per_option(task_dir):
 
 
 @pytest.mark.lmeval
+def test_building_leaves_no_thread_behind(task_dir):
+    """lm-eval's progress bars would start tqdm's monitor thread, which keeps the CLI from its fast exit."""
+    import threading
+
+    before = set(threading.enumerate())
+    _load(task_dir, "fs_quiz", num_fewshot=1)
+    assert set(threading.enumerate()) <= before
+
+
+@pytest.mark.lmeval
 def test_group_items_carry_their_subtask(task_dir):
     task = _load(task_dir, "fs_group", limit=5)
     assert task.name == "fs_group" and len(task) == 10
