@@ -32,8 +32,9 @@ from ..tasks.base import stable_hash
 from . import ImportedRun, LogFormatError, build_records
 
 INSTALL_HINT = "pip install 'forgetscope[inspect]'"
-LOG_NAME = re.compile(r"^\d{4}-\d{2}-\d{2}T.+\.(eval|json)$")
-"""Inspect's default log file name: <ISO time>_<task>_<id>.eval|json."""
+JSON_LOG_NAME = re.compile(r"^\d{4}-\d{2}-\d{2}T.+\.json$")
+"""Inspect's default name of a JSON log, <ISO time>_<task>_<id>.json (a directory's other .json files,
+such as Inspect's own logs.json listing, are not logs); every .eval file is a log."""
 CORRECT_VALUES = {"C": True, "I": False, "N": False}
 
 
@@ -78,10 +79,11 @@ def _log_files(path: Path) -> list[Path]:
         return [path]
     if not path.is_dir():
         raise LogFormatError(f"{path}: no such file or directory")
-    files = sorted(p for p in path.rglob("*") if p.is_file() and LOG_NAME.match(p.name))
+    files = sorted(p for p in path.rglob("*") if p.is_file()
+                   and (p.suffix == ".eval" or JSON_LOG_NAME.match(p.name)))
     if not files:
-        raise LogFormatError(f"{path}: no Inspect logs (<time>_<task>_<id>.eval or .json); give the log directory "
-                             "of `inspect eval` (--log-dir) or one log file")
+        raise LogFormatError(f"{path}: no Inspect logs (*.eval, or <time>_<task>_<id>.json); give the log "
+                             "directory of `inspect eval` (--log-dir) or one log file")
     return files
 
 

@@ -172,25 +172,26 @@ def _check_options(arg: str, options: LmevalOptions) -> None:
 def _load(spec: str, arg: str, include_path: Sequence[str]) -> dict:
     """lm-eval's TaskManager.load(spec): {"tasks": {name: Task}, "groups": {...}}.
 
-    With include paths, the folders alone are indexed first (the full index of
-    lm-eval's thousands of YAML files takes seconds); only if the name is not
-    found there, or needs lm-eval's own tasks, is everything indexed, which is
-    what lm-eval does (include paths take precedence either way).
+    With include paths (or a YAML path as the name), those alone are indexed
+    first (the full index of lm-eval's thousands of YAML files takes seconds);
+    only if the name is not found there, or needs lm-eval's own tasks, is
+    everything indexed, as lm-eval does (include paths take precedence either way).
     """
     TaskManager = _import_lmeval()
     paths = [str(Path(p).expanduser().resolve()) for p in include_path]
-    if paths:
+    is_file = Path(spec).expanduser().is_file()
+    if paths or is_file:
         try:
-            manager = TaskManager(include_path=paths, include_defaults=False)
-            if spec in manager.all_tasks:
+            manager = TaskManager(include_path=paths or None, include_defaults=False)
+            if spec in manager.all_tasks or is_file:
                 return _checked_load(manager, spec, arg)
         except TaskError:
-            pass  # maybe it includes lm-eval's own tasks: try with everything below
+            pass  # maybe it needs lm-eval's own tasks: try with everything below
     try:
         manager = TaskManager(include_path=paths or None)
     except Exception as exc:  # lm-eval raises many kinds; any is a broken task folder
         raise TaskError(f"task {arg!r}: lm-eval could not index its tasks{_where(paths)}: {_short(exc)}") from None
-    if spec not in manager.all_tasks and not Path(spec).expanduser().is_file():
+    if spec not in manager.all_tasks and not is_file:
         import difflib
 
         close = difflib.get_close_matches(spec, manager.all_tasks, n=3)

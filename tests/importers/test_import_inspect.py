@@ -171,6 +171,14 @@ def test_mixed_runs_and_unreadable_files(tmp_path, log_api):
         read_inspect(_empty(tmp_path))
 
 
+def test_a_directory_takes_every_eval_file_and_only_logs_among_json(tmp_path, log_api):
+    shutil.copy(_log("model_a", "quiz"), tmp_path / "renamed.eval")
+    (tmp_path / "logs.json").write_text('{"x": 1}')  # Inspect's listing of a log directory, not a log
+    (tmp_path / "notes.json").write_text("[]")
+    run = read_inspect(tmp_path, checkpoint="A")
+    assert run.sources == [tmp_path / "renamed.eval"] and len(run.records) == 8
+
+
 def _empty(tmp_path):
     path = tmp_path / "empty"
     path.mkdir()

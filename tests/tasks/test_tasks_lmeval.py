@@ -108,12 +108,16 @@ def _load(task_dir: Path, name: str, **options) -> object:
 
 def _lm_eval_requests(task_dir: Path, name: str, num_fewshot: int, seed: int = 1234) -> dict[int, list]:
     """lm-eval's own requests per doc_id, built the way lm_eval.simple_evaluate builds them."""
-    from lm_eval.tasks import TaskManager
+    from unittest import mock
 
-    lm_task = TaskManager(include_path=str(task_dir), include_defaults=False).load(name)["tasks"][name]
-    lm_task.set_config(key="num_fewshot", value=num_fewshot)
-    lm_task.set_fewshot_seed(seed=seed)
-    lm_task.build_all_requests()
+    from lm_eval.tasks import TaskManager
+    from tqdm import tqdm
+
+    with mock.patch.object(tqdm, "monitor_interval", 0):  # no monitor thread left for later tests
+        lm_task = TaskManager(include_path=str(task_dir), include_defaults=False).load(name)["tasks"][name]
+        lm_task.set_config(key="num_fewshot", value=num_fewshot)
+        lm_task.set_fewshot_seed(seed=seed)
+        lm_task.build_all_requests()
     out: dict[int, list] = {}
     for instance in sorted(lm_task.instances, key=lambda i: (i.doc_id, i.idx)):
         out.setdefault(instance.doc_id, []).append(tuple(instance.arguments))
@@ -205,6 +209,13 @@ def test_group_items_carry_their_subtask(task_dir):
     assert task.name == "fs_group" and len(task) == 10
     assert {i.category for i in task.items} == {"fs_quiz", "fs_text_gold"}
     assert task.items[0].item_id == "fs_quiz/0" and task.items[-1].item_id == "fs_text_gold/4"
+
+
+@pytest.mark.lmeval
+def test_a_yaml_path_names_the_task(task_dir):
+    by_path = load_lmeval_task(f"lmeval:{task_dir / 'fs_text_gold.yaml'}")  # it includes fs_quiz.yaml
+    by_name = _load(task_dir, "fs_text_gold")
+    assert by_path.name == "fs_text_gold" and [i.item_hash for i in by_path.items] == [i.item_hash for i in by_name.items]
 
 
 @pytest.mark.lmeval
