@@ -119,6 +119,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--work", type=Path, default=None, help="working directory (default: a new temporary one)")
     parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument("--compare-only", action="store_true",
+                        help="do not run the tools; compare the outputs already in --work")
     args = parser.parse_args(argv)
 
     from forgetscope.importers import read_lmeval
@@ -127,7 +129,22 @@ def main(argv: list[str] | None = None) -> dict:
     work = args.work or Path(tempfile.mkdtemp(prefix="fs-lmeval-task-"))
     work.mkdir(parents=True, exist_ok=True)
     test, train = bigbench_items(args.bigbench, args.n_items)
-    tasks = write_task(work, test, train)
+    lm_wall = fs_wall = None
+    if not args.compare_only:
+        lm_wall, fs_wall = run_both(args, work, write_task(work, test, train))
+    figures = compare(work, read_lmeval, load_records)
+    figures = {"model": args.model, "gguf_file": args.gguf_file, "num_fewshot": args.num_fewshot,
+               "bigbench_tasks": len({r["task"] for r in test}), "requests": int(sum(len(r["choices"]) for r in test)),
+               **figures, "lm_eval_wall_s": lm_wall and round(lm_wall, 1),
+               "forgetscope_wall_s": fs_wall and round(fs_wall, 1), "work": str(work)}
+    print(json.dumps(figures, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+    return figures
+
+
+def run_both(args, work: Path, tasks: Path) -> tuple[float, float]:
+    """Wall seconds of lm_eval and of forgetscope eval, each a fresh process."""
     model_args = f"pretrained={args.model},dtype=float32" + (f",gguf_file={args.gguf_file}" if args.gguf_file else "")
     lm_wall = run([sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args", model_args, "--device", "cpu",
                    "--batch_size", str(args.batch_size), "--tasks", TASK, "--include_path", str(tasks),
@@ -137,32 +154,34 @@ def main(argv: list[str] | None = None) -> dict:
                   "--include-path", str(tasks), "--num-fewshot", str(args.num_fewshot), "--output",
                   str(work / "forgetscope"), "--batch-size", str(args.batch_size), "--device", "cpu"]
     fs_wall = run(fs_command + (["--gguf-file", args.gguf_file] if args.gguf_file else []), work / "forgetscope.log")
+    return lm_wall, fs_wall
 
+
+def compare(work: Path, read_lmeval, load_records) -> dict:
+    """Per-item agreement of the two runs in `work` (lm-eval's read through forgetscope's importer)."""
     theirs = read_lmeval(work / "lm_eval", checkpoint="lm-eval").records.set_index("item_id")
     ours = load_records([work / "forgetscope"]).set_index("item_id")
-    ids = theirs.index
+    ids = list(theirs.index)
     missing = sorted(set(ids) ^ set(ours.index))
     if missing:
         sys.exit(f"the tools scored different items: {missing[:10]}")
     ours = ours.loc[ids]
+
+    def column(frame, name):
+        return np.asarray(frame[name].tolist())
+
+    same = {name: column(ours, name) == column(theirs, name) for name in ("item_hash", "correct", "correct_norm")}
     diff = [float(np.max(np.abs(np.subtract(a, b)))) for a, b in zip(ours.loglikelihoods, theirs.loglikelihoods)]
-    bad = [i for i in ids if (ours.at[i, "correct"], ours.at[i, "correct_norm"])
-           != (theirs.at[i, "correct"], theirs.at[i, "correct_norm"])]
-    figures = {
-        "model": args.model, "gguf_file": args.gguf_file, "items": len(ids), "num_fewshot": args.num_fewshot,
-        "bigbench_tasks": len({r["task"] for r in test}), "requests": int(sum(len(r["choices"]) for r in test)),
-        "same_item_hash": float(np.mean(ours.item_hash.values == theirs.item_hash.values)),
-        "acc_agreement": float(np.mean(ours.correct.values == theirs.correct.values)),
-        "acc_norm_agreement": float(np.mean(ours.correct_norm.values == theirs.correct_norm.values)),
-        "max_abs_loglikelihood_diff": max(diff), "disagreeing_items": bad[:20],
-        "acc_forgetscope": float(ours.correct.mean()), "acc_lm_eval": float(theirs.correct.mean()),
-        "acc_norm_forgetscope": float(ours.correct_norm.mean()), "acc_norm_lm_eval": float(theirs.correct_norm.mean()),
-        "lm_eval_wall_s": round(lm_wall, 1), "forgetscope_wall_s": round(fs_wall, 1), "work": str(work),
+    bad = [i for i, a, b in zip(ids, same["correct"], same["correct_norm"]) if not (a and b)]
+    return {
+        "items": len(ids), "same_item_hash": float(same["item_hash"].mean()),
+        "acc_agreement": float(same["correct"].mean()), "acc_norm_agreement": float(same["correct_norm"].mean()),
+        "max_abs_loglikelihood_diff": max(diff), "median_abs_loglikelihood_diff": float(np.median(diff)),
+        "disagreeing_items": bad[:20],
+        "acc_forgetscope": float(column(ours, "correct").mean()), "acc_lm_eval": float(column(theirs, "correct").mean()),
+        "acc_norm_forgetscope": float(column(ours, "correct_norm").mean()),
+        "acc_norm_lm_eval": float(column(theirs, "correct_norm").mean()),
     }
-    print(json.dumps(figures, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=2))
-    return figures
 
 
 if __name__ == "__main__":
