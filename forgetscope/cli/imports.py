@@ -1,4 +1,4 @@
-"""`forgetscope import lm-eval|lighteval PATH`: other tools' per-sample logs → records.
+"""`forgetscope import lm-eval|lighteval|inspect|olmes PATH`: other tools' per-sample logs → records.
 
 A thin layer over forgetscope.importers: read the logs, write the records
 into the results directory, and say which directory to hand to `compare`,
@@ -16,7 +16,8 @@ from .common import console, fail, input_errors
 from .options import OutputOpt
 
 import_app = typer.Typer(
-    help="Import per-sample logs of lm-evaluation-harness or lighteval as records (no model is run).",
+    help="Import per-sample logs of lm-evaluation-harness, lighteval, Inspect AI or OLMES as records "
+         "(no model is run).",
     no_args_is_help=True,
 )
 
@@ -24,7 +25,7 @@ NameOpt = Annotated[Optional[str], typer.Option(
     help="Checkpoint name in the records (default: the model named in the logs).")]
 ImportMetricOpt = Annotated[Optional[str], typer.Option(
     "--metric", help="0/1 per-sample metric that says right or wrong for generative tasks "
-                     "(default: exact_match for lm-eval; em, exact_match, ... for lighteval).")]
+                     "(default: exact_match for lm-eval and OLMES; em, exact_match, ... for lighteval).")]
 
 
 @import_app.command("lm-eval")
@@ -63,6 +64,41 @@ def import_lighteval(
     _write(run, output)
 
 
+@import_app.command("inspect")
+def import_inspect(
+    path: Annotated[Path, typer.Argument(help="An Inspect AI log (.eval or .json) or a log directory.")],
+    output: OutputOpt = Path("forgetscope-results"),
+    name: NameOpt = None,
+    scorer: Annotated[Optional[str], typer.Option(
+        "--metric", help="The scorer whose C/I (or 0/1) scores say right or wrong, when a log has several.")] = None,
+) -> None:
+    """Import Inspect AI eval logs (.eval or .json); needs inspect_ai (the `inspect` extra of forgetscope)."""
+    from ..importers import LogFormatError, read_inspect
+
+    try:
+        run = read_inspect(path, checkpoint=name, metric=scorer)
+    except (LogFormatError, *input_errors()) as exc:
+        fail(str(exc))
+    _write(run, output)
+
+
+@import_app.command("olmes")
+def import_olmes(
+    path: Annotated[Path, typer.Argument(help="A task-NNN-<task>-predictions.jsonl file or the --output-dir.")],
+    output: OutputOpt = Path("forgetscope-results"),
+    name: NameOpt = None,
+    metric: ImportMetricOpt = None,
+) -> None:
+    """Import OLMES (oe_eval) prediction files (task-NNN-<task>-predictions.jsonl and their metrics.json)."""
+    from ..importers import LogFormatError, read_olmes
+
+    try:
+        run = read_olmes(path, checkpoint=name, metric=metric)
+    except (LogFormatError, *input_errors()) as exc:
+        fail(str(exc))
+    _write(run, output)
+
+
 def _write(run, output: Path) -> None:
     from ..importers import write_run
 
@@ -79,6 +115,6 @@ def _write(run, output: Path) -> None:
     for note in run.notes:
         out.print(f"[yellow]{note}[/yellow]")
     out.print(f"imported {len(records)} rows of {run.checkpoint!r} ({run.backend}) into {records_dir}",
-                  highlight=False, soft_wrap=True)
+              highlight=False, soft_wrap=True)
     out.print(f"compare it: forgetscope compare {records_dir} OTHER_RECORDS_OR_MODEL", highlight=False,
-                  soft_wrap=True)
+              soft_wrap=True)

@@ -28,7 +28,8 @@ if TYPE_CHECKING:  # the evaluator loads only when a command runs
 TaskOpt = Annotated[list[str], typer.Option(
     "--task", "-t",
     help="Task: a built-in name (see `forgetscope tasks`), NAME=LOCAL_PATH for a built-in over local "
-         "files, a .jsonl/.csv/.parquet file, a BIG-bench task.json, or a .yaml task spec. Repeatable.")]
+         "files, a .jsonl/.csv/.parquet file, a BIG-bench task.json, a .yaml task spec, or lmeval:NAME (a task of "
+         "lm-evaluation-harness). Repeatable.")]
 OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="Results directory (also the cache).")]
 SeedOpt = Annotated[int, typer.Option(help="Base seed for sampling and few-shot draws.")]
 DEVICE_HELP = "cpu, cuda, cuda:N or auto."
@@ -113,6 +114,10 @@ def task_options(
         help="Context template (format string or Jinja).", rich_help_panel=TASKS_PANEL)] = None,
     target_delimiter: Annotated[Optional[str], typer.Option(
         help="Text between context and choice (default ' ').", rich_help_panel=TASKS_PANEL)] = None,
+    include_path: Annotated[list[str], typer.Option(
+        "--include-path", help="Folder of lm-evaluation-harness task YAMLs for --task lmeval:NAME, as lm-eval's "
+                               "--include_path (its YAML may run Python beside it: only folders you trust). "
+                               "Repeatable.", rich_help_panel=TASKS_PANEL)] = [],  # noqa: B006 - typer needs a literal
 ) -> None:
     """How `--task` arguments become tasks (TaskOptions fields of the same names)."""
 
@@ -160,9 +165,14 @@ class ScoringOptions:
         """Tasks of the --task arguments (synthetic ones included), with the task options applied."""
         from ..tasks import TaskOptions
         from ..tasks.base import TaskError
+        from ..tasks.lmeval import is_lmeval_task
         from ..train.tasks import load_task
 
-        options = TaskOptions(**{name: self.values[name] for name in TASKS.names})
+        values = {name: self.values[name] for name in TASKS.names}
+        values["include_path"] = tuple(values["include_path"] or ())
+        if values["include_path"] and not any(is_lmeval_task(spec) for spec in specs):
+            raise TaskError("--include-path applies to lmeval: tasks only (--task lmeval:NAME)")
+        options = TaskOptions(**values)
         tasks = [load_task(spec, options=options) for spec in specs]
         names = [t.name for t in tasks]
         duplicates = {n for n in names if names.count(n) > 1}

@@ -85,6 +85,8 @@ class TaskOptions:
     fewshot_seed: int | None = None
     limit: int | None = None
     name: str | None = None
+    include_path: tuple[str, ...] = ()
+    """Folders (or files) of lm-evaluation-harness task YAMLs for `lmeval:NAME` tasks."""
 
 
 def _fewshot_spec(value: int | FewShotSpec) -> FewShotSpec:
