@@ -60,16 +60,4 @@ def yaml_problem(exc: Exception, path: Path | str) -> str:
     return f"{path} line {mark.line + 1}: not valid YAML ({problem} at column {mark.column + 1})"
 
 
-def load_yaml(text: str, path: Path | str, error: Callable[[str], Exception]) -> Any:
-    """`yaml.safe_load(text)`; a syntax error (or nesting too deep to parse) is `error(one line)`."""
-    import yaml
-
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise error(f"{yaml_problem(exc, path)}; fix the file") from None
-    except RecursionError:
-        raise error(f"{path}: not valid YAML (nested too deeply to read); fix the file") from None
-
-
-__all__ = ["describe_non_utf8", "load_yaml", "non_utf8_position", "read_utf8", "yaml_problem"]
+__all__ = ["describe_non_utf8", "non_utf8_position", "read_utf8", "yaml_problem"]

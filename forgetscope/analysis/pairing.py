@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..records.schema import metric_column
 from ..records import codes as record_codes
+from ..records.schema import metric_column
 
 #: Columns of `PairedItems.frame`.
 PAIRED_COLUMNS = ["task", "category", "item_id", "n_choices", "repeat", "before", "after", "item"]

@@ -45,6 +45,8 @@ import pandas as pd
 
 from ..records import codes as record_codes
 from .chance import subgroup_chance_terms
+from .item_figures import ITEM_FIGURE_COLUMNS, item_figures, per_row_scores
+from .paired import mcnemar_midp
 from .pairing import PairedItems, pair_records
 from .stability import DEFAULT_FLIP_TOLERANCE, UNSTABLE_COLUMNS, mark_unstable
 from .stats import bootstrap_draws, bootstrap_means, group_rng, mcnemar_p, percentile_interval, repeat_mean_std
@@ -53,7 +55,7 @@ from .stats import bootstrap_draws, bootstrap_means, group_rng, mcnemar_p, perce
 HEADLINE_COLUMNS = [
     "n", "acc_before", "acc_after", "n_00", "n_01", "n_10", "n_11",
     "forgetting", "backward_transfer", "forgetting_chance", "forgetting_true",
-    "backward_transfer_true", "forgetting_max", "backward_transfer_max", "mcnemar_p",
+    "backward_transfer_true", "forgetting_max", "backward_transfer_max", "mcnemar_p", "mcnemar_midp",
 ]
 CI_COLUMNS = ["forgetting_ci_low", "forgetting_ci_high", "backward_transfer_ci_low", "backward_transfer_ci_high"]
 #: Figures averaged over repeats (each also gets a `_std` column).
@@ -229,6 +231,8 @@ def _summarize(frame: pd.DataFrame, rows: _RowCodes, by: list[str], n_bootstrap:
         out[name], out[f"{name}_std"] = repeat_mean_std(per_repeat[name], present)
     p_values = mcnemar_p(per_repeat["n_01"], per_repeat["n_10"])
     out["mcnemar_p"] = np.where(present, p_values, -np.inf).max(1)
+    midp = mcnemar_midp(per_repeat["n_01"], per_repeat["n_10"])  # also the largest over repeats
+    out["mcnemar_midp"] = np.where(present, midp, -np.inf).max(1)
     out["n_repeats"] = present.sum(1)
     items = _item_patterns(rows, group, n_groups, _group_sum(raw_counts, cells.group, n_groups))
     out["n"] = items["n"]
@@ -552,7 +556,8 @@ class Comparison:
 
 
 def _entry(row: dict) -> dict:
-    return {name: _json_value(row[name]) for name in SUMMARY_COLUMNS + UNSTABLE_COLUMNS if name in row}
+    return {name: _json_value(row[name]) for name in SUMMARY_COLUMNS + UNSTABLE_COLUMNS + ITEM_FIGURE_COLUMNS
+            if name in row}
 
 
 def _json_value(value):
@@ -582,18 +587,26 @@ def compare_records(
     is below it on either side (n_10_unstable, n_01_unstable; paired.frame
     gets a bool column `unstable`). The headline figures are unchanged.
     See analysis.stability (DEFAULT_FLIP_TOLERANCE).
+
+    Every row also gets mcnemar_midp and the figures of analysis.item_figures
+    (accuracy change and its interval, mde, and, when both records hold
+    per-choice log-likelihoods and gold, the KL/JS/margin distances and the
+    forgetting-risk AUROC/AP).
     """
     paired = pair_records(before, after, metric=metric, identical_only=identical_only)
     frame = paired.frame
     tolerance = mark_unstable(paired, before, after, float(flip_tolerance), metric) if flip_tolerance else None
     rows = _RowCodes.of(frame)  # encoded once, grouped three ways
-    categories = _summarize(frame, rows, ["task", "category"], n_bootstrap, seed)
-    categories = categories[categories["category"] != ""].reset_index(drop=True)
+    scores = per_row_scores(paired, before, after, metric)  # None without per-choice log-likelihoods
+    tables = {}
+    for name, by in (("tasks", ["task"]), ("categories", ["task", "category"]), ("overall", [])):
+        table = _summarize(frame, rows, by, n_bootstrap, seed)
+        if name == "categories":
+            table = table[table["category"] != ""].reset_index(drop=True)
+        tables[name] = item_figures(table, by, paired, scores, n_bootstrap=n_bootstrap, seed=seed)
     return Comparison(
         metric=metric,
-        tasks=_summarize(frame, rows, ["task"], n_bootstrap, seed),
-        categories=categories,
-        overall=_summarize(frame, rows, [], n_bootstrap, seed),
+        **tables,
         paired=paired,
         flip_tolerance=tolerance,
     )

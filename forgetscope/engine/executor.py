@@ -23,56 +23,12 @@ from typing import Protocol, Sequence
 
 import pandas as pd
 
-from ..tasks.base import Task
-from .evaluate import Checkpoint, EvalSettings, ProgressFn, evaluate
+from .evaluate import EvalSettings, ProgressFn, evaluate
+from .units import EvalJob, ExecutorError, UnitProgress, UnitReport, WorkerLostError
 
 EXECUTORS = ("local", "ray")
-
-
-class ExecutorError(ValueError):
-    """The executor cannot run as asked (Ray missing, an address nobody answers at, too few resources)."""
-
-
-class WorkerLostError(RuntimeError):
-    """A unit's worker died more often than it may be retried (finished units are stored)."""
-
-
-@dataclass
-class EvalJob:
-    """One checkpoint and the tasks to evaluate it on."""
-
-    checkpoint: Checkpoint
-    tasks: Sequence[Task]
-
-
-@dataclass
-class UnitReport:
-    """What one unit of work did, and where it ran."""
-
-    checkpoint: str
-    task: str
-    chunk: int
-    """The chunk's index within the task's items left to score."""
-    items: int
-    rows: int
-    """Rows written (0 when a retried unit found its part already stored)."""
-    node: str
-    """Node IP address (or `local`)."""
-    worker: str
-    """Worker: process id on its node (`pid 1234`)."""
-    seconds: float
-    loaded_model: bool = False
-    """This unit loaded the checkpoint (the worker had another one, or none, loaded)."""
-    stored_before: bool = False
-    """A retry that found the unit's part already written by its killed predecessor."""
-
-
-class UnitProgress(Protocol):
-    """Receives the progress of an executor's units (report.progress.OverallProgress draws it)."""
-
-    def start(self, units: int, items: int) -> None: ...
-
-    def advance(self, report: UnitReport) -> None: ...
+__all__ = ["EXECUTORS", "EvalJob", "Executor", "ExecutorError", "LocalExecutor", "UnitProgress", "UnitReport",
+           "WorkerLostError", "check_executor", "make_executor"]
 
 
 class Executor(Protocol):
@@ -98,12 +54,17 @@ def make_executor(kind: str = "local", *, address: str | None = None, workers: i
                   progress: ProgressFn | None = None, unit_progress: UnitProgress | None = None) -> Executor:
     """`local` (with per-task `progress`) or `ray` (with `unit_progress`; `address`: a cluster's address,
     `auto` for the one `ray start` runs on this machine, None to start a local one)."""
+    check_executor(kind, address, workers)
     if kind == "local":
-        if address is not None or workers is not None:
-            raise ExecutorError("--ray-address and --ray-workers are options of --executor ray")
         return LocalExecutor(progress)
-    if kind == "ray":
-        from .ray_executor import RayExecutor
+    from .ray_executor import RayExecutor
 
-        return RayExecutor(address=address, workers=workers, progress=unit_progress)
-    raise ExecutorError(f"unknown executor {kind!r}; choose one of: {', '.join(EXECUTORS)}")
+    return RayExecutor(address=address, workers=workers, progress=unit_progress)
+
+
+def check_executor(kind: str, address: str | None = None, workers: int | None = None) -> None:
+    """Refuse an executor that cannot be made, before anything runs (ExecutorError)."""
+    if kind not in EXECUTORS:
+        raise ExecutorError(f"unknown executor {kind!r}; choose one of: {', '.join(EXECUTORS)}")
+    if kind == "local" and (address is not None or workers is not None):
+        raise ExecutorError("--ray-address and --ray-workers are options of --executor ray")

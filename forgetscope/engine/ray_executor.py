@@ -41,7 +41,7 @@ import pandas as pd
 
 from .evaluate import EvalSettings, TaskPlan, chunk_step, finish_task, load_backend, plan_task, prepare_checkpoint, \
     score_chunk
-from .executor import EvalJob, ExecutorError, UnitProgress, UnitReport, WorkerLostError
+from .units import EvalJob, ExecutorError, UnitProgress, UnitReport, WorkerLostError
 
 #: Test hook (fault injection): a directory where every unit notes its start and end (`<tag>.<pid>.start`,
 #: `.end`, JSON), and waits at its start while a file `hold` exists there, unless `hold` holds a number of

@@ -21,17 +21,20 @@ per-task or per-category entries.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Annotated, Literal
 
+from pydantic import Field
+from pydantic import dataclasses as pydantic_dataclasses
+
+from ..configio import (CONFIG, NULL_REFUSED_CONFIG, Bool, ConfigFile, ConfigProblem, Key, NullRefused, Number, check,
+                        read_config)
 from ..records.schema import METRIC_COLUMNS
-from ..textfile import read_utf8
 
 DEFAULT_MAX_FORGETTING = 0.02
 DEFAULT_ALPHA = 0.05
-TOP_LEVEL_FIELDS = ("metric", "holm", "defaults", "tasks", "categories")
-THRESHOLD_FIELDS = ("max_forgetting", "alpha")
+Metric = Literal[tuple(METRIC_COLUMNS)]  # type: ignore[valid-type]
 
 
 class GateConfigError(ValueError):
@@ -72,91 +75,73 @@ class GateConfig:
         return entries.get(category, entries.get("*"))
 
 
+# ---------------------------------------------------------------------------- the file
+
+@pydantic_dataclasses.dataclass(config=NULL_REFUSED_CONFIG)
+class ThresholdEntry(NullRefused):
+    """Thresholds given for one scope; a field left out comes from the scope above."""
+
+    max_forgetting: Annotated[Number, Field(ge=0, le=1, examples=[DEFAULT_MAX_FORGETTING])] | None = None
+    """Largest chance-adjusted forgetting F_true allowed, as a share of items (0.02 = 2 items in 100)."""
+    alpha: Annotated[Number, Field(gt=0, lt=1, examples=[DEFAULT_ALPHA])] | None = None
+    """Significance level of the one-sided test that F_true exceeds max_forgetting."""
+
+
+@pydantic_dataclasses.dataclass(config=CONFIG)
+class GateFile:
+    """A gate config file (YAML or TOML). A more specific entry wins, field by field:
+    category → "*" of that task → task → defaults."""
+
+    metric: Metric = "acc"
+    """Which correctness the transitions use."""
+    holm: Bool = False
+    """Holm-adjust the p-values across every gated group (tasks and categories)."""
+    defaults: ThresholdEntry | None = None
+    """Thresholds of every task without its own entry (built-in: max_forgetting 0.02, alpha 0.05)."""
+    tasks: dict[Key, ThresholdEntry | None] | None = None
+    """Per-task thresholds, by task name."""
+    categories: dict[Key, dict[Key, ThresholdEntry | None]] | None = None
+    """task → category ("*": every category of the task) → thresholds; categories are gated only when named here."""
+
+
+def _gate_error(problem: ConfigProblem) -> GateConfigError:
+    return GateConfigError(str(problem))
+
+
 def parse_config(data: dict | None, source: str = "gate config", *, max_forgetting: float | None = None,
-                 alpha: float | None = None, holm: bool | None = None, metric: str | None = None) -> GateConfig:
-    """Build a GateConfig from parsed YAML/TOML (or None) and command-line overrides."""
-    data = {} if data is None else data
-    _mapping(data, source)
-    _known(data, TOP_LEVEL_FIELDS, source)
-    default = _threshold(data.get("defaults"), Threshold(), f"{source}: defaults")
-    default = _threshold({k: v for k, v in (("max_forgetting", max_forgetting), ("alpha", alpha)) if v is not None},
-                         default, "command line")
-    tasks = {str(task): _threshold(entry, default, f"{source}: tasks.{_name(task)}")
-             for task, entry in _mapping(data.get("tasks") or {}, f"{source}: tasks").items()}
+                 alpha: float | None = None, holm: bool | None = None, metric: str | None = None,
+                 file: ConfigFile | None = None) -> GateConfig:
+    """Build a GateConfig from parsed YAML/TOML (or None) and command-line overrides.
+
+    Errors name `source` (or the file and line) and the field.
+    """
+    parsed = check(GateFile, {} if data is None else data, _gate_error, file=file, origin=source)
+    given = {k: v for k, v in (("max_forgetting", max_forgetting), ("alpha", alpha)) if v is not None}
+    options = {k: v for k, v in (("holm", holm), ("metric", metric)) if v is not None}
+    command_line = check(ThresholdEntry, given, _gate_error, origin="command line")
+    overrides = check(GateFile, options, _gate_error, origin="command line")
+    default = _merged(command_line, _merged(parsed.defaults, Threshold()))
+    tasks = {task: _merged(entry, default) for task, entry in (parsed.tasks or {}).items()}
     categories: dict[str, dict[str, Threshold]] = {}
-    for task, entries in _mapping(data.get("categories") or {}, f"{source}: categories").items():
-        base = tasks.get(str(task), default)
-        entries = _mapping(entries, f"{source}: categories.{_name(task)}")
-        star = _threshold(entries.get("*"), base, f"{source}: categories.{_name(task)}.*") if "*" in entries else base
-        categories[str(task)] = {str(c): _threshold(e, star, f"{source}: categories.{_name(task)}.{_name(c)}")
-                                 for c, e in entries.items()}
-    holm_value = holm if holm is not None else data.get("holm", False)
-    if not isinstance(holm_value, bool):
-        raise GateConfigError(f"{source}: holm is {holm_value!r}; allowed: true or false")
-    metric_value = metric if metric is not None else data.get("metric", "acc")
-    if not isinstance(metric_value, str) or metric_value not in METRIC_COLUMNS:
-        raise GateConfigError(f"{source}: metric is {metric_value!r}; allowed: {', '.join(METRIC_COLUMNS)}")
-    return GateConfig(default, tasks, categories, holm_value, metric_value)
+    for task, entries in (parsed.categories or {}).items():
+        base = tasks.get(task, default)
+        star = _merged(entries["*"], base) if "*" in entries else base
+        categories[task] = {category: _merged(entry, star) for category, entry in entries.items()}
+    return GateConfig(default, tasks, categories, overrides.holm if holm is not None else parsed.holm,
+                      overrides.metric if metric is not None else parsed.metric)
 
 
 def load_config(path: Path | str | None, **overrides) -> GateConfig:
     """Read a .yaml/.yml or .toml gate config (None: defaults) and apply command-line overrides."""
     if path is None:
         return parse_config(None, "command line", **overrides)
-    path = Path(path)
-    try:
-        text = read_utf8(path, GateConfigError)
-    except OSError as exc:
-        raise GateConfigError(f"{path}: cannot read the gate config ({exc.strerror or exc})") from None
-    if path.suffix.lower() == ".toml":
-        import tomllib
-
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise GateConfigError(f"{path}: not valid TOML ({exc})") from None
-    elif path.suffix.lower() in (".yaml", ".yml"):
-        import yaml
-
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise GateConfigError(f"{path}: not valid YAML ({exc})".replace("\n", " ")) from None
-    else:
-        raise GateConfigError(f"{path}: unknown config format {path.suffix!r}; allowed: .yaml, .yml, .toml")
-    return parse_config(data, str(path), **overrides)
+    file = read_config(path, _gate_error, noun="gate config")
+    return parse_config(file.data, str(path), file=file, **overrides)
 
 
-def _threshold(entry, base: Threshold, where: str) -> Threshold:
-    """`base` with the fields `entry` gives, each checked."""
+def _merged(entry: ThresholdEntry | None, base: Threshold) -> Threshold:
+    """`base` with the fields `entry` gives."""
     if entry is None:
         return base
-    _mapping(entry, where)
-    _known(entry, THRESHOLD_FIELDS, where)
-    values = {}
-    for name, value in entry.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise GateConfigError(f"{where}: {name} is {value!r}; it must be a number")
-        if name == "max_forgetting" and not 0 <= value <= 1:
-            raise GateConfigError(f"{where}: max_forgetting is {value}; allowed: 0 to 1 (a share of items)")
-        if name == "alpha" and not 0 < value < 1:
-            raise GateConfigError(f"{where}: alpha is {value}; allowed: between 0 and 1, e.g. 0.05")
-        values[name] = float(value)
-    return replace(base, **values)
-
-
-def _mapping(value, where: str) -> dict:
-    if not isinstance(value, dict):
-        raise GateConfigError(f"{where}: expected a mapping of names to values, found {type(value).__name__}")
-    return value
-
-
-def _known(entry: dict, allowed: tuple[str, ...], where: str) -> None:
-    unknown = [_name(k) for k in entry if k not in allowed]
-    if unknown:
-        raise GateConfigError(f"{where}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
-
-
-def _name(key) -> str:
-    """A task, category or field name in a message: as is, or quoted when it holds a line break."""
-    return str(key) if str(key).isprintable() else repr(str(key))
+    return replace(base, **{k: float(v) for k, v in (("max_forgetting", entry.max_forgetting),
+                                                       ("alpha", entry.alpha)) if v is not None})

@@ -17,7 +17,9 @@ every problem is a `LogFormatError` naming the file and line (or row).
 """
 
 from .common import ImportedRun, LogFormatError, write_run
+from .inspect import read_inspect
 from .lighteval import read_lighteval
 from .lmeval import read_lmeval
+from .olmes import read_olmes
 
-__all__ = ["ImportedRun", "LogFormatError", "read_lighteval", "read_lmeval", "write_run"]
+__all__ = ["ImportedRun", "LogFormatError", "read_inspect", "read_lighteval", "read_lmeval", "read_olmes", "write_run"]

@@ -39,8 +39,8 @@ import pyarrow.parquet as pq
 
 from . import strings
 from .codes import dense_codes
-from .memory import return_free_memory, system_memory_pool
 from .margins import list_columns_for, margin_column, margins_of_table
+from .memory import return_free_memory, system_memory_pool
 from .schema import COLUMNS, KEY_COLUMNS, SCHEMA, SchemaError, conform, conform_columns, empty_table
 from .tempfiles import remove_stale, temp_sibling
 

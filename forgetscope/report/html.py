@@ -24,8 +24,8 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from ..records import codes as record_codes
 from ..analysis.sequence import CheckpointSequence, checkpoint_rows
+from ..records import codes as record_codes
 from . import heatmaps
 from .tables import SUMMARY_COLUMNS, format_value
 

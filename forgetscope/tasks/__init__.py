@@ -18,6 +18,7 @@ from forgetscope.tasks.base import (
 )
 from forgetscope.tasks.bigbench import read_bigbench_json
 from forgetscope.tasks.builtin import BUILTINS, BuiltinInfo, get_builtin
+from forgetscope.tasks.lmeval import is_lmeval_task, lmeval_task
 from forgetscope.tasks.local import DATA_SUFFIXES
 from forgetscope.tasks.spec import FewShotSpec, TaskOptions, TaskSpec
 
@@ -66,7 +67,10 @@ def load_task(arg: str, *, options: TaskOptions | None = None) -> Task:
 
     The training runner's synthetic tasks (`synth_facts_mc`, ...) are built by its own
     generators: `forgetscope.train.tasks.load_task` takes those names as well.
+    `lmeval:NAME` is a task, group or tag of lm-evaluation-harness (forgetscope.tasks.lmeval).
     """
+    if is_lmeval_task(arg):
+        return lmeval_task(arg, options)
     if arg.startswith("synth_") and not Path(arg).exists():
         raise TaskError(f"task {arg!r} is one of the training runner's synthetic tasks; load it with "
                         "forgetscope.train.tasks.load_task (the command line does)")

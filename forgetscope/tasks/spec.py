@@ -16,16 +16,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping
+from typing import Annotated, Any, Callable, Literal, Mapping
 
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, field_validator
+from pydantic import dataclasses as pydantic_dataclasses
+from pydantic.json_schema import SkipJsonSchema
+from pydantic_core import PydanticCustomError
+
+from forgetscope.configio import NULL_REFUSED_CONFIG, Bool, ConfigFile, ConfigProblem, ExactInt, List, NullRefused, Str
+from forgetscope.configio import check as check_config
+from forgetscope.configio import read_config
 from forgetscope.tasks.base import GenerationConfig, Kind, Task, TaskError
 from forgetscope.tasks.bigbench import load_bigbench, read_bigbench_json
 from forgetscope.tasks.builtin import Builtin, get_builtin
 from forgetscope.tasks.formats import DEFAULT_FEWSHOT_SEED, FewShotPool, PromptFormat, build_items
 from forgetscope.tasks.hf import DEFAULT_HINT, load_hf_rows
 from forgetscope.tasks.local import DATA_SUFFIXES, RowSet, apply_columns, detect_kind, read_rows
-from forgetscope.textfile import load_yaml, read_utf8
-
 KIND_ALIASES: dict[str, Kind] = {
     "multiple_choice": "multiple_choice",
     "mc": "multiple_choice",
@@ -33,25 +39,37 @@ KIND_ALIASES: dict[str, Kind] = {
     "generative": "generate",
     "generate_until": "generate",
 }
+KindSpelling = Annotated[Literal["multiple_choice", "mc", "generate", "generative", "generate_until"],
+                         AfterValidator(KIND_ALIASES.__getitem__)]
+"""A task kind as written in a spec (lm-eval's spellings too), read as the Kind it means."""
 
 
-@dataclass
-class FewShotSpec:
+def _number_as_text(value: Any) -> Any:
+    """Config and split names may be written as numbers (`config: 2020`)."""
+    return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+
+
+NameOrNumber = Annotated[Str, BeforeValidator(_number_as_text)]
+Count = Annotated[ExactInt, Field(ge=0)]
+
+
+@pydantic_dataclasses.dataclass(config=NULL_REFUSED_CONFIG)
+class FewShotSpec(NullRefused):
     """Where few-shot examples come from."""
 
-    k: int = 0
+    k: Count = 0
     """Number of solved examples before each item (0: zero-shot)."""
-    split: str | None = None
+    split: Str | None = None
     """Split of the same dataset to draw from (built-ins default to their train/dev split;
     other sources to the evaluated rows, never showing an item to itself)."""
-    file: str | None = None
+    file: Str | None = None
     """A data file (or BIG-bench JSON) to draw from instead; relative to the spec file."""
-    seed: int = DEFAULT_FEWSHOT_SEED
+    seed: ExactInt = DEFAULT_FEWSHOT_SEED
     """Examples are a pure function of (seed, item id)."""
     sampler: Literal["random", "first_n"] | None = None
     """`random` (seeded per item) or `first_n` (the first k rows, in order); default random,
     or the built-in's choice (MMLU: first_n)."""
-    by_category: bool | None = None
+    by_category: Bool | None = None
     """Draw examples only from rows of the item's own category (default: the built-in's choice)."""
 
 
@@ -67,66 +85,90 @@ class TaskOptions:
     fewshot_seed: int | None = None
     limit: int | None = None
     name: str | None = None
+    include_path: tuple[str, ...] = ()
+    """Folders (or files) of lm-evaluation-harness task YAMLs for `lmeval:NAME` tasks."""
 
 
-@dataclass
-class TaskSpec:
+def _fewshot_spec(value: int | FewShotSpec) -> FewShotSpec:
+    return value if isinstance(value, FewShotSpec) else FewShotSpec(k=value)
+
+
+def _as_list(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else value
+
+
+def _task_error(problem: ConfigProblem) -> TaskError:
+    return TaskError(str(problem))
+
+
+@pydantic_dataclasses.dataclass(config=NULL_REFUSED_CONFIG)
+class TaskSpec(NullRefused):
     """A task: its source, how rows map to prompts, few-shot, and generative judging."""
 
-    name: str | None = None
+    name: Str | None = None
     """Task name in results; defaults to the built-in name or the file stem."""
-    kind: Kind | None = None
-    """`multiple_choice` or `generate`; detected (rows with choices are multiple choice) when unset."""
-    path: str | None = None
+    kind: KindSpelling | None = None
+    """`multiple_choice` (or `mc`) or `generate` (or `generative`, `generate_until`); detected (rows with
+    choices are multiple choice) when unset."""
+    path: Str | None = None
     """Local data: .jsonl/.json/.csv/.parquet file, BIG-bench task.json, or a dataset folder."""
-    hf: str | None = None
+    hf: Str | None = None
     """Hugging Face dataset: hub id, or a local path (save_to_disk folder, data folder, data file)."""
-    config: str | None = None
+    config: NameOrNumber | None = None
     """Hugging Face config name (e.g. ARC-Easy)."""
-    split: str | None = None
+    split: NameOrNumber | None = None
     """Split to evaluate (default: the built-in's split, else `test`); ignored for single files."""
-    bigbench: str | None = None
+    bigbench: Str | None = None
     """Path to a BIG-bench task.json."""
-    builtin: str | None = None
+    builtin: Str | None = None
     """Use a built-in task's preprocessing and format; with `path`/`hf`, over that data instead of the hub."""
-    columns: dict[str, str] = field(default_factory=dict)
+    columns: dict[Str, Str] = field(default_factory=dict)
     """Canonical name -> source column (dots reach into nested columns), e.g. {question: stem}."""
-    template: str | None = None
+    template: Str | None = None
     """Context template (format string or Jinja), rendered from the mapped row."""
-    choices: str | list[str] | None = None
+    choices: Str | List[Str] | None = None
     """Column with the choice list, a template rendering to a list, or one template per choice."""
-    answer: str | None = None
+    answer: Str | None = None
     """Column or template giving the gold (index or choice text), or the answer(s) for generative tasks."""
-    labels: str | None = None
+    labels: Str | None = None
     """Column with choice labels, so a letter answer ("C") can be looked up."""
-    target_delimiter: str | None = None
+    target_delimiter: Str | None = None
     """Between context and choice (default " ")."""
-    description: str | None = None
+    description: Str | None = None
     """Prompt prefix before few-shot examples (a template)."""
-    category: str | None = None
+    category: Str | None = None
     """Column or template for each item's category."""
-    fewshot: FewShotSpec = field(default_factory=FewShotSpec)
+    fewshot: Annotated[Count | FewShotSpec, AfterValidator(_fewshot_spec)] = field(default_factory=FewShotSpec)
     """Few-shot settings; `fewshot: 5` is short for `fewshot: {k: 5}`."""
-    fewshot_delimiter: str | None = None
+    fewshot_delimiter: Str | None = None
     """Between examples (default a blank line)."""
-    fewshot_target: str | None = None
+    fewshot_target: Str | None = None
     """Column or template for an example's answer text (default: the gold choice / first answer)."""
-    limit: int | None = None
+    limit: Annotated[ExactInt, Field(ge=1)] | None = None
     """Evaluate only the first N items."""
-    max_new_tokens: int | None = None
+    max_new_tokens: ExactInt | None = None
     """Generative: token budget per item."""
-    stop: list[str] | None = None
-    """Generative: stop sequences."""
-    answer_regex: str | None = None
+    stop: Annotated[Str | List[Str], AfterValidator(_as_list)] | None = None
+    """Generative: stop sequences (one string, or a list)."""
+    answer_regex: Str | None = None
     """Generative: regex extracting the answer from the output (group 1 if any)."""
     regex_match: Literal["first", "last"] | None = None
     """Generative: use the first or the last regex match."""
-    ignore_case: bool | None = None
-    ignore_punctuation: bool | None = None
-    strip_chars: str | None = None
+    ignore_case: Bool | None = None
+    """Generative: compare case-insensitively."""
+    ignore_punctuation: Bool | None = None
+    """Generative: drop punctuation before comparing."""
+    strip_chars: Str | None = None
     """Generative: characters removed before comparing (e.g. "$,")."""
-    base_dir: Path = field(default_factory=Path.cwd, repr=False)
-    """Relative paths start here (the spec file's folder); not a YAML key."""
+    base_dir: SkipJsonSchema[Path] = field(default_factory=Path.cwd, repr=False)
+    """Relative paths start here (the spec file's folder); not a key of the file."""
+
+    @field_validator("base_dir", mode="before")
+    @classmethod
+    def _not_from_input(cls, value: Any, info: ValidationInfo) -> Any:
+        if info.context and info.context.get("forgetscope_input"):
+            raise PydanticCustomError("unexpected_keyword_argument", "base_dir is set by the loader")
+        return value
 
     # ------------------------------------------------------------------ reading
 
@@ -135,25 +177,18 @@ class TaskSpec:
         return [f.name for f in fields(cls) if f.name != "base_dir"]
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], origin: str = "task spec", base_dir: Path | None = None) -> "TaskSpec":
-        """Validate keys and types; errors name the file and the key."""
-        allowed = cls.keys()
-        values: dict[str, Any] = {}
-        for key, value in data.items():
-            if key not in allowed:
-                raise TaskError(f"{origin}: unknown key {key!r}; allowed keys: {', '.join(allowed)}")
-            values[key] = _check(origin, key, value)
-        return cls(**values, base_dir=base_dir or Path.cwd())
+    def from_dict(cls, data: Mapping[str, Any], origin: str = "task spec", base_dir: Path | None = None, *,
+                  file: ConfigFile | None = None) -> "TaskSpec":
+        """Validate keys and types; errors name the file (and line) or `origin`, and the key."""
+        spec = check_config(cls, data, _task_error, file=file, origin=origin)
+        spec.base_dir = base_dir or Path.cwd()
+        return spec
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "TaskSpec":
         path = Path(path)
-        if not path.exists():
-            raise TaskError(f"{path}: spec file not found; check the path")
-        data = load_yaml(read_utf8(path, TaskError), path, TaskError)
-        if not isinstance(data, dict):
-            raise TaskError(f"{path}: a task spec is a YAML mapping of keys ({', '.join(cls.keys())})")
-        spec = cls.from_dict(data, origin=str(path), base_dir=path.parent)
+        file = read_config(path, _task_error, noun="task spec")
+        spec = cls.from_dict(file.data, origin=str(path), base_dir=path.parent, file=file)
         return spec if spec.name else replace(spec, name=path.stem)
 
     def with_options(self, options: TaskOptions | None) -> "TaskSpec":
@@ -334,79 +369,3 @@ class _Loaded:
 
 def _about(builtin: Builtin | None) -> str:
     return builtin.info.description if builtin else ""
-
-
-
-
-# ---------------------------------------------------------------------- validation
-
-_STR_KEYS = {
-    "name", "path", "hf", "config", "split", "bigbench", "builtin", "template", "answer", "labels",
-    "target_delimiter", "description", "fewshot_delimiter", "fewshot_target", "category", "answer_regex",
-    "strip_chars",
-}  # fmt: skip
-_INT_KEYS = {"limit", "max_new_tokens"}
-_BOOL_KEYS = {"ignore_case", "ignore_punctuation"}
-
-
-def _check(origin: str, key: str, value: Any) -> Any:
-    """The value of one spec key, checked (and normalised) or a TaskError naming it."""
-
-    def bad(expected: str) -> TaskError:
-        return TaskError(f"{origin}: key {key!r} must be {expected}, got {value!r}")
-
-    if key in _STR_KEYS:
-        if key in ("config", "split") and isinstance(value, (int, float)) and not isinstance(value, bool):
-            return str(value)
-        if not isinstance(value, str):
-            raise bad("a string")
-        return value
-    if key in _INT_KEYS:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise bad("an integer")
-        return value
-    if key in _BOOL_KEYS:
-        if not isinstance(value, bool):
-            raise bad("true or false")
-        return value
-    if key == "kind":
-        if not isinstance(value, str) or value not in KIND_ALIASES:
-            raise bad("multiple_choice or generate")
-        return KIND_ALIASES[value]
-    if key == "regex_match":
-        if value not in ("first", "last"):
-            raise bad("first or last")
-        return value
-    if key in ("choices", "stop"):
-        if isinstance(value, str):
-            return value if key == "choices" else [value]
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise bad("a string or a list of strings")
-        return value
-    if key == "columns":
-        if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-            raise bad("a mapping of canonical name to column name, e.g. {question: stem}")
-        return dict(value)
-    if key == "fewshot":
-        return _check_fewshot(origin, value)
-    raise TaskError(f"{origin}: key {key!r} is not supported")  # unreachable: keys are checked first
-
-
-def _check_fewshot(origin: str, value: Any) -> FewShotSpec:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return FewShotSpec(k=value)
-    if not isinstance(value, dict):
-        raise TaskError(f"{origin}: key 'fewshot' must be a number (k) or a mapping with k, split, file, seed")
-    allowed = [f.name for f in fields(FewShotSpec)]
-    for key, item in value.items():
-        if key not in allowed:
-            raise TaskError(f"{origin}: unknown key {'fewshot.' + str(key)!r}; allowed keys: {', '.join(allowed)}")
-        if key in ("k", "seed") and (isinstance(item, bool) or not isinstance(item, int)):
-            raise TaskError(f"{origin}: key 'fewshot.{key}' must be an integer, got {item!r}")
-        if key in ("split", "file") and not isinstance(item, str):
-            raise TaskError(f"{origin}: key 'fewshot.{key}' must be a string, got {item!r}")
-        if key == "sampler" and item not in ("random", "first_n"):
-            raise TaskError(f"{origin}: key 'fewshot.sampler' must be random or first_n, got {item!r}")
-        if key == "by_category" and not isinstance(item, bool):
-            raise TaskError(f"{origin}: key 'fewshot.by_category' must be true or false, got {item!r}")
-    return FewShotSpec(**value)

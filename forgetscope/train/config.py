@@ -2,21 +2,25 @@
 
 A run is a model, a tokenizer, named data sources and a list of stages
 (pretrain → post-train → fine-tune). Every field is documented where it is
-declared; `load_run_config` reads a file and `RunConfig.validate` checks what
-one field cannot check alone (a mixture naming an unknown source, a
-`start_from` pointing at a checkpoint that will never exist, ...). All errors
-are `ConfigError`s naming the field path.
+declared, with its type and range (pydantic checks them, and writes the JSON
+Schema editors use); `load_run_config` reads a file and `RunConfig.validate`
+checks what one field cannot check alone (a mixture naming an unknown source,
+a `start_from` pointing at a checkpoint that will never exist, ...). All
+errors are `ConfigError`s naming the field path, and the file and line when
+the value came from a file.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from forgetscope.textfile import load_yaml, read_utf8
-from forgetscope.train.fields import ConfigError, check, from_mapping, join
+from pydantic.dataclasses import dataclass
+
+from forgetscope.configio import CONFIG, Bool, ConfigFile, Float, Int, List, Pair, Str, integer, number, read_config
+from forgetscope.configio import check as check_config
+from forgetscope.train.fields import ConfigError, check, join
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -24,25 +28,36 @@ if TYPE_CHECKING:
 STAGE_KINDS = ("pretrain", "posttrain", "finetune")
 
 
-@dataclass
+Positive = integer(gt=0)
+NonNegative = integer(ge=0)
+PositiveFloat = number(gt=0)
+NonNegativeFloat = number(ge=0)
+Fraction = number(ge=0, lt=1)
+"""A share in [0, 1)."""
+OpenFraction = number(gt=0, lt=1)
+"""A share in (0, 1)."""
+SeqLen = integer(ge=2)
+
+
+@dataclass(config=CONFIG)
 class ModelConfig:
     """A Llama-style decoder (or GPT-2) built from a transformers config, random-initialised from the run seed."""
 
     arch: Literal["llama", "gpt2"] = "llama"
     """Model family: `llama` (RMSNorm, rotary, SwiGLU) or `gpt2`."""
-    hidden: int = 128
+    hidden: Positive = 128
     """Hidden size."""
-    layers: int = 2
+    layers: Positive = 2
     """Decoder layers."""
-    heads: int = 4
+    heads: Positive = 4
     """Attention heads; must divide `hidden`."""
-    intermediate: int | None = None
+    intermediate: Int | None = None
     """MLP width (default 4 × hidden)."""
-    context: int = 256
+    context: Positive = 256
     """Context length in tokens (max positions); `seq_len` must not exceed it."""
-    dropout: float = 0.0
+    dropout: Fraction = 0.0
     """Default dropout of every stage that does not set its own."""
-    init: str | None = None
+    init: Str | None = None
     """Start from this Hugging Face checkpoint directory instead of a random init (then `tokenizer.path` should match)."""
 
     def build(self, tokenizer: "PreTrainedTokenizerBase", seed: int) -> "PreTrainedModel":
@@ -65,57 +80,57 @@ class ModelConfig:
                           context=self.context, seed=seed, intermediate=self.intermediate)
 
 
-@dataclass
+@dataclass(config=CONFIG)
 class TokenizerConfig:
     """Load a tokenizer, or train a byte-level BPE on the run's own data (offline)."""
 
-    path: str | None = None
+    path: Str | None = None
     """A tokenizer directory to load; when unset, one is trained."""
-    vocab_size: int = 1024
+    vocab_size: Int = 1024
     """Vocabulary of the trained tokenizer."""
-    docs_per_source: int = 1000
+    docs_per_source: Int = 1000
     """Documents taken from each source to train it."""
-    sources: list[str] | None = None
+    sources: List[Str] | None = None
     """Sources to train it on (default: every source of the run)."""
 
 
-@dataclass
+@dataclass(config=CONFIG)
 class SourceConfig:
     """Where a source's documents come from. Documents are packed into `seq_len` rows once per run."""
 
     type: Literal["synthetic", "text", "jsonl", "hf"]
     """`synthetic` (built in), `text` (plain files, one document per file or per blank-line block), `jsonl`, or `hf` (a datasets dataset)."""
-    path: str | None = None
+    path: Str | None = None
     """text/jsonl: file or glob (relative to the config file); hf: dataset name, script or saved directory; synthetic: the generator (default: the source's key)."""
-    docs: int | None = None
+    docs: Int | None = None
     """synthetic: documents to generate; other types: keep at most this many."""
-    field: str = "text"
+    field: Str = "text"
     """jsonl/hf: the column holding the text."""
-    name: str | None = None
+    name: Str | None = None
     """hf: dataset configuration name."""
-    split: str = "train"
+    split: Str = "train"
     """hf: split to read."""
-    data_files: list[str] | None = None
+    data_files: List[Str] | None = None
     """hf: local data files (e.g. with `path: json`)."""
     separator: Literal["file", "blank_line", "line"] = "blank_line"
     """text: what separates documents inside a file."""
-    options: dict[str, Any] = dataclass_field(default_factory=dict)
+    options: dict[Str, Any] = dataclass_field(default_factory=dict)
     """synthetic: keyword arguments of the generator (e.g. `n_countries` for facts)."""
-    seed: int = 0
+    seed: Int = 0
     """synthetic: generation seed (the data, not the run: sweeping the run seed keeps the data fixed)."""
 
 
-@dataclass
+@dataclass(config=CONFIG)
 class ReplayConfig:
     """Mix a fraction of another source (usually general text) back into a stage."""
 
-    source: str
+    source: Str
     """Source replayed."""
-    fraction: float
+    fraction: Fraction
     """Share of the stage's sequences taken from it, in [0, 1)."""
 
 
-@dataclass
+@dataclass(config=CONFIG)
 class EarlyExposureConfig:
     """Mix a fraction λ of a later stage's target data into this (pretraining) stage.
 
@@ -127,71 +142,71 @@ class EarlyExposureConfig:
     target stage keeps all T and the E are extra, fresh examples.
     """
 
-    source: str
+    source: Str
     """The target (post-training) source."""
-    fraction: float
+    fraction: Fraction
     """λ in [0, 1)."""
     mode: Literal["compute_matched", "additive"] = "compute_matched"
     """How the target budget is split (see the class docstring)."""
-    target_stage: str | None = None
+    target_stage: Str | None = None
     """The stage whose data is moved (default: the next `posttrain` stage)."""
 
 
-@dataclass
+@dataclass(config=CONFIG)
 class MidtrainingConfig:
     """Specialised data entering this stage part-way, with a step or a linear ramp."""
 
-    source: str
+    source: Str
     """The specialised source (not also in `mixture`)."""
-    weight: float
+    weight: OpenFraction
     """Its mixture weight once fully in, in (0, 1); the mixture's sources share the rest."""
-    start: float | None = None
+    start: Fraction | None = None
     """Where it enters, as a fraction of the stage's steps in [0, 1) (or use `start_step`)."""
-    start_step: int | None = None
+    start_step: NonNegative | None = None
     """Where it enters, as an optimizer step."""
     shape: Literal["step", "linear"] = "step"
     """`step`: full weight from the start; `linear`: ramps from 0 at the start to `weight`."""
-    ramp_steps: int | None = None
+    ramp_steps: Positive | None = None
     """linear: steps of the ramp (default: until the end of the stage)."""
 
 
-@dataclass
+@dataclass(config=CONFIG)
 class StageConfig:
     """One training stage: its data, budget, optimizer and schedule."""
 
-    name: str
+    name: Str
     """Unique name; checkpoints are `NAME/step-N`."""
     kind: Literal["pretrain", "posttrain", "finetune"]
     """The stage's role (the sweep's frontier reads post-training and fine-tuning)."""
-    mixture: dict[str, float]
+    mixture: dict[Str, NonNegativeFloat]
     """Sampling weight per source (normalised); sequences, not tokens, are sampled, and all have `seq_len` tokens."""
-    steps: int | None = None
+    steps: Positive | None = None
     """Optimizer steps; token budget = steps × batch_size × seq_len (or give `tokens`)."""
-    tokens: int | None = None
+    tokens: Int | None = None
     """Token budget instead of `steps` (rounded down to whole steps)."""
-    batch_size: int = 16
+    batch_size: Positive = 16
     """Sequences per optimizer step (the global batch under torchrun)."""
-    lr: float = 1e-3
+    lr: PositiveFloat = 1e-3
     """Peak learning rate."""
-    min_lr: float = 0.0
-    """Learning rate at the end of the decay."""
-    warmup: int = 0
+    min_lr: Float = 0.0
+    """Learning rate at the end of the decay, in [0, lr]."""
+    warmup: NonNegative = 0
     """Linear warmup steps."""
     schedule: Literal["cosine", "linear", "constant"] = "cosine"
     """Decay after warmup."""
-    weight_decay: float = 0.1
+    weight_decay: NonNegativeFloat = 0.1
     """AdamW decoupled weight decay (matrices only; never norms or biases)."""
-    betas: tuple[float, float] = (0.9, 0.95)
-    """AdamW betas."""
-    eps: float = 1e-8
+    betas: Pair[Fraction] = (0.9, 0.95)
+    """AdamW betas, each in [0, 1)."""
+    eps: Float = 1e-8
     """AdamW epsilon."""
-    grad_clip: float | None = 1.0
+    grad_clip: PositiveFloat | None = 1.0
     """Clip the global gradient norm to this (null: no clipping)."""
-    dropout: float | None = None
+    dropout: Fraction | None = None
     """Residual and attention dropout in this stage (default: `model.dropout`)."""
-    checkpoint_every: int | None = None
+    checkpoint_every: Positive | None = None
     """Also save a checkpoint every N steps (the stage end is always saved)."""
-    start_from: str | None = None
+    start_from: Str | None = None
     """`STAGE` (its final checkpoint) or `STAGE/step-N` (an intermediate one); default: the previous stage's final."""
     replay: ReplayConfig | None = None
     """Replay of another source during this stage."""
@@ -210,21 +225,21 @@ class StageConfig:
         return weights
 
 
-@dataclass
+@dataclass(config=CONFIG)
 class RunConfig:
     """A whole training run."""
 
-    stages: list[StageConfig]
+    stages: List[StageConfig]
     """Stages in training order."""
-    sources: dict[str, SourceConfig]
+    sources: dict[Str, SourceConfig]
     """Data sources by name (the names used in mixtures)."""
-    name: str = "run"
+    name: Str = "run"
     """Run name (in the manifest)."""
-    seed: int = 0
+    seed: Int = 0
     """Model init and data order."""
-    seq_len: int = 128
+    seq_len: SeqLen = 128
     """Tokens per training sequence."""
-    val_sequences: int = 16
+    val_sequences: NonNegative = 16
     """Sequences held out of every source for the validation loss in the manifest."""
     model: ModelConfig = dataclass_field(default_factory=ModelConfig)
     """The model."""
@@ -232,9 +247,9 @@ class RunConfig:
     """The tokenizer."""
     precision: Literal["fp32", "bf16"] = "fp32"
     """fp32, or bf16 autocast (GPU; slower on most CPUs)."""
-    compile: bool = False
+    compile: Bool = False
     """torch.compile the model (worth it on a GPU for long runs)."""
-    base_dir: str = "."
+    base_dir: Str = "."
     """Directory that relative source paths are resolved against (set by the loader: the config file's)."""
 
     def stage(self, name: str) -> StageConfig:
@@ -244,18 +259,16 @@ class RunConfig:
         raise KeyError(name)
 
     def validate(self) -> "RunConfig":
-        """Cross-field checks; returns self. Raises ConfigError naming the field."""
+        """Cross-field checks (each field's own type and range are checked on construction); returns self.
+
+        Raises ConfigError naming the field.
+        """
         check(bool(self.stages), "stages", "at least one stage is required")
         check(bool(self.sources), "sources", "at least one source is required")
-        check(self.seq_len >= 2, "seq_len", f"must be at least 2, got {self.seq_len}")
         check(self.seq_len <= self.model.context, "seq_len",
               f"{self.seq_len} exceeds model.context ({self.model.context})")
-        check(self.val_sequences >= 0, "val_sequences", "must be >= 0")
         m = self.model
-        for name in ("hidden", "layers", "heads", "context"):
-            check(getattr(m, name) > 0, f"model.{name}", "must be positive")
         check(m.hidden % m.heads == 0, "model.heads", f"{m.heads} does not divide model.hidden ({m.hidden})")
-        check(0 <= m.dropout < 1, "model.dropout", f"must be in [0, 1), got {m.dropout}")
         for key, src in self.sources.items():
             path = join("sources", key)
             if src.type in ("text", "jsonl"):
@@ -286,27 +299,14 @@ class RunConfig:
         check(names.count(stage.name) == 1, join(path, "name"), f"{stage.name!r} is used by more than one stage")
         check(bool(stage.name) and "/" not in stage.name, join(path, "name"), "must be non-empty without '/'")
         check(bool(stage.mixture), join(path, "mixture"), "needs at least one source")
-        for key, weight in stage.mixture.items():
+        for key in stage.mixture:
             self._known_source(key, join(join(path, "mixture"), key))
-            check(weight >= 0, join(join(path, "mixture"), key), f"weight must be >= 0, got {weight}")
         check(sum(stage.mixture.values()) > 0, join(path, "mixture"), "weights sum to 0")
         check((stage.steps is None) != (stage.tokens is None), join(path, "steps"), "give exactly one of steps and tokens")
-        if stage.steps is not None:
-            check(stage.steps > 0, join(path, "steps"), f"must be positive, got {stage.steps}")
         if stage.tokens is not None:
             check(stage.tokens >= stage.batch_size * self.seq_len, join(path, "tokens"),
                   f"{stage.tokens} is less than one step (batch_size × seq_len = {stage.batch_size * self.seq_len})")
-        check(stage.batch_size > 0, join(path, "batch_size"), "must be positive")
-        check(stage.lr > 0, join(path, "lr"), f"must be positive, got {stage.lr}")
         check(0 <= stage.min_lr <= stage.lr, join(path, "min_lr"), f"must be in [0, lr], got {stage.min_lr}")
-        check(stage.warmup >= 0, join(path, "warmup"), "must be >= 0")
-        check(stage.weight_decay >= 0, join(path, "weight_decay"), "must be >= 0")
-        check(all(0 <= b < 1 for b in stage.betas), join(path, "betas"), f"each must be in [0, 1), got {list(stage.betas)}")
-        check(stage.grad_clip is None or stage.grad_clip > 0, join(path, "grad_clip"), "must be positive or null")
-        if stage.dropout is not None:
-            check(0 <= stage.dropout < 1, join(path, "dropout"), f"must be in [0, 1), got {stage.dropout}")
-        if stage.checkpoint_every is not None:
-            check(stage.checkpoint_every > 0, join(path, "checkpoint_every"), "must be positive")
         if stage.start_from is not None:
             parent, _, step = stage.start_from.partition("/")
             earlier = names[:i]
@@ -318,7 +318,6 @@ class RunConfig:
         if stage.replay is not None:
             rp = join(path, "replay")
             self._known_source(stage.replay.source, join(rp, "source"))
-            check(0 <= stage.replay.fraction < 1, join(rp, "fraction"), f"must be in [0, 1), got {stage.replay.fraction}")
         if stage.midtraining is not None:
             self._validate_midtraining(path, stage)
         if stage.early_exposure is not None:
@@ -330,20 +329,12 @@ class RunConfig:
         self._known_source(mt.source, join(mp, "source"))
         check(mt.source not in stage.mixture, join(mp, "source"),
               f"{mt.source!r} is also in the mixture; give it through midtraining only")
-        check(0 < mt.weight < 1, join(mp, "weight"), f"must be in (0, 1), got {mt.weight}")
         check((mt.start is None) != (mt.start_step is None), join(mp, "start"), "give exactly one of start and start_step")
-        if mt.start is not None:
-            check(0 <= mt.start < 1, join(mp, "start"), f"a fraction of the stage in [0, 1), got {mt.start}")
-        if mt.start_step is not None:
-            check(mt.start_step >= 0, join(mp, "start_step"), "must be >= 0")
-        if mt.ramp_steps is not None:
-            check(mt.ramp_steps > 0, join(mp, "ramp_steps"), "must be positive")
 
     def _validate_early_exposure(self, path: str, i: int, stage: StageConfig) -> None:
         ee, ep = stage.early_exposure, join(path, "early_exposure")
         assert ee is not None
         self._known_source(ee.source, join(ep, "source"))
-        check(0 <= ee.fraction < 1, join(ep, "fraction"), f"λ must be in [0, 1), got {ee.fraction}")
         check(ee.source not in stage.mixture, join(ep, "source"),
               f"{ee.source!r} is also in this stage's mixture; give it through early_exposure only")
         later = [s for s in self.stages[i + 1:]]
@@ -359,38 +350,21 @@ class RunConfig:
         check(target.early_exposure is None, join(ep, "target_stage"), "the target stage has early exposure itself")
 
 
-def parse_run_config(data: dict, base_dir: str | Path = ".") -> RunConfig:
-    """A validated RunConfig from a parsed mapping; relative paths resolve against `base_dir`."""
-    config = from_mapping(RunConfig, {**data, "base_dir": str(base_dir)} if "base_dir" not in data else data)
-    return config.validate()
+def parse_run_config(data: Any, base_dir: str | Path = ".", *, file: ConfigFile | None = None) -> RunConfig:
+    """A validated RunConfig from a parsed mapping; relative paths resolve against `base_dir`.
 
-
-def read_mapping(path: str | Path) -> dict:
-    """Parse a YAML (.yaml/.yml) or TOML (.toml) file into a mapping, with errors naming the file."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such config file")
-    if path.suffix not in (".toml", ".yaml", ".yml"):
-        raise ConfigError(str(path), "a config is a .yaml, .yml or .toml file")
-    error = lambda message: ConfigError("", message)  # noqa: E731 - the message already names the file
-    text = read_utf8(path, error)
-    if path.suffix == ".toml":
-        import tomllib
-
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(str(path), f"not valid TOML: {exc}") from None
-        except RecursionError:
-            raise ConfigError(str(path), "not valid TOML: nested too deeply to read") from None
-    else:
-        data = load_yaml(text, path, error)
-    if not isinstance(data, dict):
-        raise ConfigError(str(path), "the file must hold a mapping at the top level")
-    return data
+    With `file` (what `data` was read from), every error names the file and the line.
+    """
+    if isinstance(data, dict) and "base_dir" not in data:
+        data = {**data, "base_dir": str(base_dir)}
+    config = check_config(RunConfig, data, ConfigError.of, file=file)
+    try:
+        return config.validate()
+    except ConfigError as exc:
+        raise exc if file is None else file.locate(exc)
 
 
 def load_run_config(path: str | Path) -> RunConfig:
     """Read and validate a run config file (YAML or TOML)."""
-    path = Path(path)
-    return parse_run_config(read_mapping(path), base_dir=path.resolve().parent)
+    file = read_config(path, ConfigError.of)
+    return parse_run_config(file.data, base_dir=Path(path).resolve().parent, file=file)

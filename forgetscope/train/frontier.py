@@ -20,6 +20,9 @@ from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from pydantic.dataclasses import dataclass as config_dataclass
+
+from forgetscope.configio import CONFIG, Bool, Int, List, Str, integer
 from forgetscope.records.store import atomic_write_text
 from forgetscope.train.checkpoints import read_manifest
 from forgetscope.train.config import RunConfig, StageConfig
@@ -46,23 +49,26 @@ FRONTIER_COLUMNS: list[tuple[str, str, str]] = [
 """(column, printed header, format); the CSV has every column under its full name."""
 
 
-@dataclass
+PositiveInt = integer(gt=0)
+
+
+@config_dataclass(config=CONFIG)
 class EvalConfig:
     """What every stage checkpoint of a sweep is evaluated on."""
 
-    target_tasks: list[str] | None = None
+    target_tasks: List[Str] | None = None
     """Tasks of the post-training capability (default: the tasks of the post-training stage's main source)."""
-    downstream_tasks: list[str] | None = None
+    downstream_tasks: List[Str] | None = None
     """Tasks of the fine-tuning objective (default: the tasks of the fine-tuning stage's main source)."""
-    extra_tasks: list[str] = dataclass_field(default_factory=list)
+    extra_tasks: List[Str] = dataclass_field(default_factory=list)
     """Also evaluated and kept in the records (not in the frontier)."""
-    n_items: int = DEFAULT_N_ITEMS
+    n_items: Int = DEFAULT_N_ITEMS
     """Items per synthetic task."""
-    item_seed: int = DEFAULT_ITEM_SEED
+    item_seed: Int = DEFAULT_ITEM_SEED
     """Which synthetic items (the same for every run)."""
-    batch_size: int = 16
+    batch_size: PositiveInt = 16
     """Evaluation batch size (never changes a score)."""
-    every_checkpoint: bool = False
+    every_checkpoint: Bool = False
     """Evaluate intermediate checkpoints too, not only each stage's final one."""
     metric: Literal["acc", "acc_norm", "acc_per_token"] = "acc"
     """Correctness used for accuracy and F_true."""

@@ -17,46 +17,53 @@ import copy
 import itertools
 import json
 import re
-from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any, Callable
 
+from pydantic.dataclasses import dataclass
+
+from forgetscope.configio import CONFIG, List, Str, read_config
+from forgetscope.configio import check as check_config
 from forgetscope.records.store import atomic_write_text
-from forgetscope.train.config import parse_run_config, read_mapping
-from forgetscope.train.fields import ConfigError, check, from_mapping, join
+from forgetscope.train.config import parse_run_config
+from forgetscope.train.fields import ConfigError, check, join
 from forgetscope.train.frontier import EvalConfig, SweepRun, evaluate_run, frontier_table, save_frontier
 
 
-@dataclass
+@dataclass(config=CONFIG)
 class SweepConfig:
     """A base run, a grid over its fields, and the evaluation."""
 
-    base: dict[str, Any]
-    """The base run config (inline mapping; a path in the file is read relative to the sweep file)."""
-    grid: dict[str, list[Any]] = dataclass_field(default_factory=dict)
+    base: dict[Str, Any] | Str
+    """The base run config: an inline mapping, or the path of a run config file (relative to the sweep file)."""
+    grid: dict[Str, List[Any]] = dataclass_field(default_factory=dict)
     """Dotted config path → values; runs are the Cartesian product."""
     eval: EvalConfig = dataclass_field(default_factory=EvalConfig)
     """Evaluation of every stage checkpoint."""
-    name: str = "sweep"
+    name: Str = "sweep"
     """Sweep name."""
-    base_dir: str = "."
+    base_dir: Str = "."
     """Where relative paths of the base config resolve (set by the loader)."""
 
 
 def load_sweep_config(path: str | Path) -> SweepConfig:
     """Read a sweep file (YAML or TOML); `base` may be a path to a run config file."""
     path = Path(path)
-    data = read_mapping(path)
-    base_dir = path.resolve().parent
-    if isinstance(data.get("base"), str):
-        base_path = Path(data["base"])
-        base_path = base_path if base_path.is_absolute() else base_dir / base_path
-        data = {**data, "base": read_mapping(base_path)}
-        base_dir = base_path.resolve().parent
-    check("base" in data, "base", "is required: a run config mapping or the path of one")
-    sweep = from_mapping(SweepConfig, {**data, "base_dir": str(base_dir)})
-    check(sweep.eval.batch_size > 0, "eval.batch_size", f"must be positive, got {sweep.eval.batch_size}")
+    file = read_config(path, ConfigError.of)
+    data = file.data
+    if isinstance(data, dict):
+        if "base" not in data:
+            raise file.locate(ConfigError("base", "is required: a run config mapping or the path of one"))
+        data = {**data, "base_dir": str(path.resolve().parent)}
+    sweep = check_config(SweepConfig, data, ConfigError.of, file=file)
+    if isinstance(sweep.base, str):
+        base_path = Path(sweep.base)
+        base_path = base_path if base_path.is_absolute() else path.resolve().parent / base_path
+        base = read_config(base_path, ConfigError.of)
+        if not isinstance(base.data, dict):
+            raise ConfigError("", "must hold a mapping of fields at the top level (a run config)", base.where())
+        sweep.base, sweep.base_dir = base.data, str(base_path.resolve().parent)
     return sweep
 
 
@@ -111,6 +118,7 @@ def _run_name(values: dict[str, Any], short: dict[str, str]) -> str:
 
 def expand(sweep: SweepConfig) -> list[SweepRun]:
     """Every grid combination as a validated run config (errors name the run and the field)."""
+    check(isinstance(sweep.base, dict), "base", "is a path; read the sweep with load_sweep_config, which loads it")
     keys = list(sweep.grid)
     for key in keys:
         check(isinstance(sweep.grid[key], list) and len(sweep.grid[key]) > 0, join("grid", key),
@@ -127,7 +135,7 @@ def expand(sweep: SweepConfig) -> list[SweepRun]:
         try:
             config = parse_run_config(data, base_dir=sweep.base_dir)
         except ConfigError as exc:
-            raise ConfigError(exc.path, f"{str(exc)[len(exc.path) + 2:]} (in run {name})") from None
+            raise ConfigError(exc.path, f"{exc.message} (in run {name})", exc.where) from None
         runs.append(SweepRun(name, values, config))
     names = [r.name for r in runs]
     check(len(set(names)) == len(names), "grid", "two runs got the same name; make the values distinct")

@@ -15,7 +15,7 @@ import pytest
 
 from forgetscope.engine.evaluate import EvalSettings, evaluate
 
-from ..core.helpers import gen_task, mc_task
+from ..helpers import gen_task, mc_task
 
 pytestmark = pytest.mark.vllm
 

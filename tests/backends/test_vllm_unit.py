@@ -252,7 +252,7 @@ def test_evaluate_writes_nothing_of_a_task_vllm_scored_nan(monkeypatch, tmp_path
 
     from forgetscope.engine.evaluate import Checkpoint, EvalSettings, evaluate
 
-    from ..core.helpers import mc_task
+    from ..helpers import mc_task
 
     fake_vllm.install(monkeypatch)
     tokenizer = AutoTokenizer.from_pretrained(tiny_tokenizer_dir)
@@ -307,7 +307,7 @@ def test_evaluate_hands_a_whole_task_to_one_vllm_call(monkeypatch, tmp_path, tin
     from forgetscope.backends.base import Tokenization
     from forgetscope.engine.evaluate import Checkpoint, EvalSettings, evaluate
 
-    from ..core.helpers import mc_task
+    from ..helpers import mc_task
 
     fake_vllm.install(monkeypatch)
     tokenizer = AutoTokenizer.from_pretrained(tiny_tokenizer_dir)

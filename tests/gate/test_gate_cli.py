@@ -103,13 +103,14 @@ def test_category_groups_from_config(tmp_path, records_dirs):
 
 
 @pytest.mark.parametrize("text,fragment", [
-    ("defaults:\n  max_forgeting: 0.1\n", "unknown field(s) max_forgeting; allowed: max_forgetting, alpha"),
-    ("defaults:\n  alpha: 2\n", "alpha is 2; allowed: between 0 and 1"),
-    ("holm: maybe\n", "holm is 'maybe'; allowed: true or false"),
-    ("metric: f1\n", "metric is 'f1'; allowed: acc, acc_norm"),
+    ("defaults:\n  max_forgeting: 0.1\n",
+     "gate.yaml line 2: defaults.max_forgeting: unknown field; known: max_forgetting, alpha; did you mean max_forgetting?"),
+    ("defaults:\n  alpha: 2\n", "gate.yaml line 2: defaults.alpha: must be in (0, 1) (e.g. 0.05), got 2"),
+    ("holm: maybe\n", "gate.yaml line 1: holm: expected true or false, got 'maybe'"),
+    ("metric: f1\n", "gate.yaml line 1: metric: 'f1' is not one of acc, acc_norm"),
     ("tasks:\n  quiz: 0.1\n", "tasks.quiz: expected a mapping"),
     ("tasks:\n  arc: {alpha: 0.01}\n", "names task(s) arc that were not compared"),
-    ("gates: 1\n", "unknown field(s) gates; allowed: metric, holm, defaults, tasks, categories"),
+    ("gates: 1\n", "gate.yaml line 1: gates: unknown field; known: metric, holm, defaults, tasks, categories"),
 ])
 def test_bad_config_is_exit_2_naming_the_field(tmp_path, records_dirs, text, fragment):
     baseline, candidate = records_dirs(*pair("quiz", STEADY))

@@ -49,6 +49,17 @@ def _doc_to_question(item_id: str, category: str) -> str:
     return f"q{2 * int(item_id.split('/')[-1]) + (category == 'quiz_odd')}"
 
 
+#: Means of the log-likelihoods' differences: equal up to the logs' rounding (the gap checked below).
+SCORE_MEANS = ("kl_mean", "js_mean", "margin_change_mean")
+
+
+def _same_figures(theirs: dict, expected: dict) -> None:
+    assert {k: v for k, v in theirs.items() if k not in SCORE_MEANS} == \
+        {k: v for k, v in expected.items() if k not in SCORE_MEANS}
+    for name in SCORE_MEANS:
+        assert theirs[name] == pytest.approx(expected[name], rel=1e-3)
+
+
 @pytest.mark.parametrize("tool,root", [("lm-eval", LMEVAL), ("lighteval", LIGHTEVAL)])
 def test_compare_of_imports_equals_compare_of_forgetscope(tmp_path, ours, tool, root):
     dir_a = _import(tmp_path, tool, root / "model_a", "A")
@@ -59,9 +70,10 @@ def test_compare_of_imports_equals_compare_of_forgetscope(tmp_path, ours, tool, 
     theirs = json.loads(out.read_text())
     mine = compare_records(*ours)
     expected = mine.to_json_dict()
-    assert theirs["tasks"]["quiz"] == expected["tasks"]["quiz"]
+    _same_figures(theirs["tasks"]["quiz"], expected["tasks"]["quiz"])
     if tool == "lm-eval":  # lm-eval's group subtasks are the categories of our items
-        assert theirs["categories"]["quiz"] == expected["categories"]["quiz"]
+        for category, figures in expected["categories"]["quiz"].items():
+            _same_figures(theirs["categories"]["quiz"][category], figures)
     # and item by item: the same log-likelihoods and decisions
     imported = load_records([dir_a])
     imported = imported[imported.task == "quiz"]
@@ -83,6 +95,7 @@ def test_transitions_table_of_imports_equals_forgetscopes(ours):
     a, b = (read_lmeval(LMEVAL / m, checkpoint=n).records for m, n in (("model_a", "A"), ("model_b", "B")))
     theirs = compare_records(a[a.task == "quiz"], b[b.task == "quiz"])
     mine = compare_records(*ours)
-    pd.testing.assert_frame_equal(theirs.tasks, mine.tasks, check_categorical=False)
-    pd.testing.assert_frame_equal(theirs.categories, mine.categories, check_categorical=False)
+    # rtol: the distance means come from log-likelihoods the logs round (their gap is checked above)
+    pd.testing.assert_frame_equal(theirs.tasks, mine.tasks, check_categorical=False, rtol=1e-4)
+    pd.testing.assert_frame_equal(theirs.categories, mine.categories, check_categorical=False, rtol=1e-4)
     assert mine.tasks.loc[0, "n"] == 32

@@ -20,17 +20,18 @@ def test_yaml_spec_with_column_mapping_choice_templates_and_category(data_dir: P
 def test_unknown_key_names_the_key_and_the_allowed_keys(tmp_path: Path):
     path = tmp_path / "t.yaml"
     path.write_text("path: x.jsonl\ntemplte: 'Q: {question}'\n")
-    with pytest.raises(TaskError, match=r"t.yaml: unknown key 'templte'; allowed keys: name, kind, path.*template"):
+    with pytest.raises(TaskError, match=r"t.yaml line 2: templte: unknown field; known: name, kind, path, .*template.*; "
+                                        r"did you mean template\?$"):
         load_task(str(path))
     path.write_text("path: x.jsonl\nfewshot: {k: 2, splt: train}\n")
-    with pytest.raises(TaskError, match=r"unknown key 'fewshot.splt'; allowed keys: k, split, file, seed"):
+    with pytest.raises(TaskError, match=r"t.yaml line 2: fewshot.splt: unknown field; known: k, split, file, seed"):
         load_task(str(path))
 
 
 def test_wrong_types_and_bad_yaml(tmp_path: Path):
     path = tmp_path / "t.yaml"
     path.write_text("path: x.jsonl\nlimit: ten\n")
-    with pytest.raises(TaskError, match="key 'limit' must be an integer"):
+    with pytest.raises(TaskError, match="t.yaml line 2: limit: expected an integer, got 'ten'$"):
         load_task(str(path))
     path.write_text("path: [unclosed\n")
     with pytest.raises(TaskError, match="t.yaml line 2: not valid YAML"):

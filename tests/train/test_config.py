@@ -68,7 +68,7 @@ def test_parses_types_and_defaults() -> None:
     ("stages.posttrain.replay", {"source": "general", "fraction": 1.0}, "stages[1].replay.fraction: must be in [0, 1), got 1.0"),
     ("stages.posttrain.replay", {"fraction": 0.1}, "stages[1].replay.source: is required"),
     ("stages.pretrain.early_exposure", {"source": "arithmetic", "fraction": 1.0},
-     "stages[0].early_exposure.fraction: λ must be in [0, 1), got 1.0"),
+     "stages[0].early_exposure.fraction: must be in [0, 1), got 1.0"),
     ("stages.pretrain.early_exposure", {"source": "general", "fraction": 0.5},
      "stages[0].early_exposure.source: 'general' is also in this stage's mixture"),
     ("stages.pretrain.early_exposure", {"source": "arithmetic", "fraction": 0.5, "mode": "matched"},
@@ -125,9 +125,11 @@ def test_examples_parse() -> None:
 
 
 def test_cli_reports_config_errors_in_one_line_with_exit_code_2(tmp_path: Path) -> None:
-    bad = with_change("stages.posttrain.schedule", "cosin")
-    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
+    text = yaml.safe_dump(with_change("stages.posttrain.schedule", "cosin"))
+    line = text.splitlines().index("  schedule: cosin") + 1
+    (tmp_path / "bad.yaml").write_text(text)
     result = CliRunner().invoke(app, ["train", str(tmp_path / "bad.yaml"), "--output", str(tmp_path / "run")])
     assert result.exit_code == 2
-    assert "error: stages[1].schedule: 'cosin' is not one of cosine, linear, constant" in result.output
+    assert result.output == (f"error: {tmp_path / 'bad.yaml'} line {line}: "
+                             "stages[1].schedule: 'cosin' is not one of cosine, linear, constant\n")
     assert not (tmp_path / "run").exists()

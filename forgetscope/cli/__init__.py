@@ -1,0 +1,58 @@
+"""`forgetscope` command line: thin commands over the library, one module per command group.
+
+    scoring.py   eval, compare, tasks        report.py   sequence, heatmap, report
+    noise.py     noise                       gate.py     gate
+    train.py     train, sweep                imports.py  import lm-eval | lighteval
+    demo.py      demo                        merge.py    merge
+    risk.py      risk
+
+Options shared by several commands are declared once (options.py); who
+scores (--executor local|ray, a progress display each) is executor.py; the
+commands are registered below, in the order `forgetscope --help` lists them.
+Heavy libraries (torch, transformers) load only inside the commands that
+score a model, so `forgetscope --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from . import demo, gate, imports, merge, noise, report, risk, scoring, train
+from .common import exit_process
+
+app = typer.Typer(
+    help="Which benchmark items did a model forget or newly learn between two checkpoints?",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("eval")(scoring.eval_command)
+app.command("compare")(scoring.compare)
+app.command("tasks")(scoring.tasks_command)
+app.command("demo")(demo.demo)
+app.command("noise")(noise.noise)
+app.command("train")(train.train_command)
+app.command("sweep")(train.sweep_command)
+app.command("sequence")(report.sequence)
+app.command("heatmap")(report.heatmap)
+app.command("report")(report.report)
+app.add_typer(imports.import_app, name="import")
+app.command("gate")(gate.gate)
+app.command("risk")(risk.risk_command)
+app.command("merge")(merge.merge_command)
+
+
+def main() -> None:  # console-script entry point
+    try:
+        app()
+    except KeyboardInterrupt:  # pragma: no cover
+        typer.echo("interrupted: finished rows are saved; re-run the same command to resume", err=True)
+        code: object = 130
+    except SystemExit as exc:
+        code = exc.code
+    else:
+        code = 0
+    exit_process(code)
+
+
+__all__ = ["app", "main"]

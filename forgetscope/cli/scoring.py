@@ -1,0 +1,153 @@
+"""`forgetscope eval`, `compare` and `tasks`: score checkpoints, compare two of them item by item.
+
+Heavy libraries (torch, transformers) load only inside the commands that score
+a model, so `forgetscope --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .common import console, exit_code, fail, input_errors
+from .executor import running
+from .options import (
+    EXECUTOR, SCORING_GROUPS, FlipTolOpt, MetricOpt, ResultsOpt, ScoringOptions, SeedOpt, TaskOpt, with_groups,
+)
+
+
+@with_groups(*SCORING_GROUPS, EXECUTOR)
+def eval_command(
+    checkpoint: Annotated[str, typer.Argument(help="Model directory, hub id or .gguf file.")],
+    task: TaskOpt,
+    output: ResultsOpt = "forgetscope-results",
+    name: Annotated[Optional[str], typer.Option(help="Checkpoint name in the records (default: the path).")] = None,
+    seed: SeedOpt = 0,
+    *,
+    options: ScoringOptions,
+) -> None:
+    """Score every item of the tasks and write one records row per item (cached, resumable)."""
+    from ..engine.evaluate import Checkpoint
+    from ..engine.executor import EvalJob
+
+    try:
+        tasks = options.load_tasks(task)
+        settings = options.settings(seed=seed)
+        with running(options.executor()) as executor:
+            records, = executor.evaluate([EvalJob(Checkpoint(checkpoint, name=name or checkpoint), tasks)], output,
+                                         settings)
+    except input_errors() as exc:
+        fail(str(exc), exit_code(exc))
+    out = console()
+    summary = records.groupby("task").agg(n=("item_id", "nunique"), acc=("correct", "mean"),
+                                          acc_norm=("correct_norm", "mean"))
+    for task_name, row in summary.iterrows():
+        out.print(f"{task_name}: n={row.n}  acc={row.acc:.4f}  acc_norm={row.acc_norm:.4f}")
+    out.print(f"records: {output.rstrip('/')}/records ({len(records)} rows)")
+
+
+@with_groups(*SCORING_GROUPS, EXECUTOR)
+def compare(
+    checkpoint_a: Annotated[str, typer.Argument(help="Before: model dir, hub id, .gguf, or a records file/dir.")],
+    checkpoint_b: Annotated[str, typer.Argument(help="After: model dir, hub id, .gguf, or a records file/dir.")],
+    task: TaskOpt = [],  # noqa: B006 - typer needs a literal default
+    output: ResultsOpt = "forgetscope-results",
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the figures as JSON here.")] = None,
+    show_items: Annotated[Optional[str], typer.Option(help="List items with this transition: 1to0 or 0to1.")] = None,
+    max_items: Annotated[int, typer.Option(help="Most items listed by --show-items.")] = 20,
+    metric: MetricOpt = "acc",
+    identical_only: Annotated[bool, typer.Option(
+        help="Compare only items identical on both sides (same id and hash); print how many were dropped.")] = False,
+    categories: Annotated[bool, typer.Option(help="Also print the table per category.")] = False,
+    n_bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the 95% CIs of F and BT.")] = 1000,
+    seed: SeedOpt = 0,
+    flip_tolerance: FlipTolOpt = 1e-3,  # analysis.stability.DEFAULT_FLIP_TOLERANCE (not imported: --help stays fast)
+    *,
+    options: ScoringOptions,
+) -> None:
+    """Compare two checkpoints item by item: forgetting (1→0), backward transfer (0→1), chance-adjusted."""
+    from ..analysis.answers import describe_items
+    from ..analysis.distances import score_columns
+    from ..engine.compare import compare_checkpoints
+    from ..records.schema import ANALYSIS_COLUMNS
+    from ..report.tables import comparison_table, items_table
+
+    if show_items not in (None, "1to0", "0to1"):
+        fail("--show-items takes 1to0 or 0to1")
+    try:
+        tasks = options.load_tasks(task)
+        settings = options.settings(seed=seed)
+        with running(options.executor()) as executor:
+            comparison, before, after = compare_checkpoints(
+                checkpoint_a, checkpoint_b, tasks, output, settings, metric=metric,
+                identical_only=identical_only, n_bootstrap=n_bootstrap, seed=seed, executor=executor,
+                # stored records: the figures need only the analysis columns, each row's decision margin
+                # (unstable flips) and the per-choice scores (distances, risk); listed items are read in full below
+                columns=list(dict.fromkeys(ANALYSIS_COLUMNS + score_columns(metric))), with_margins=True,
+                flip_tolerance=flip_tolerance if flip_tolerance > 0 else None)
+    except input_errors() as exc:
+        fail(str(exc), exit_code(exc))
+    out = console()
+    for row in comparison.dropped.to_dict("records"):
+        out.print(f"[yellow]{row['task']}: compared identical items only; dropped {row['n_dropped']} "
+                      f"({row['n_changed']} changed, {row['n_only_before']} only in A, "
+                      f"{row['n_only_after']} only in B)[/yellow]")
+    for note in comparison.notes:
+        out.print(f"[yellow]{note}[/yellow]")
+    out.print(comparison_table(comparison.tasks, f"A = {checkpoint_a}   B = {checkpoint_b}   metric = {metric}",
+                                   ["task"]))
+    if categories and len(comparison.categories):
+        out.print(comparison_table(comparison.categories, "per category", ["task", "category"]))
+    out.print(comparison_table(comparison.overall.assign(scope="overall"), "overall (from items)", ["scope"]))
+    if flip_tolerance > 0 and comparison.flip_tolerance is None:
+        out.print("[yellow]unstable flips not counted: the records lack loglikelihoods[/yellow]")
+    if comparison.flip_tolerance is not None:
+        out.print(f"unstable: of the 1→0 and 0→1 flips, those whose decision margin is below "
+                      f"{comparison.flip_tolerance:g} nats before or after (numeric noise can flip them); "
+                      "F and BT still count every flip")
+    if json_path:  # before the item list: the figures are written even if listing fails
+        from ..records.store import atomic_write_text
+
+        atomic_write_text(json_path, json.dumps(comparison.to_json_dict(), indent=2))
+        out.print(f"wrote {json_path}")
+    if show_items:
+        from ..analysis import transition_items
+        from ..engine.compare import is_records_path
+        from ..records.store import StoreError, load_item_rows
+
+        items = transition_items(comparison.paired, show_items)
+        if items.empty:
+            out.print(f"{show_items} items: none (no item flipped {show_items.replace('to', '→')})")
+            return
+        listed = items.head(max_items)
+        try:  # a stored side was read minimal: its listed items' prompts and answers come from the files
+            before, after = (load_item_rows([arg], listed) if is_records_path(arg) and "prompt" not in side.columns
+                             else side for arg, side in ((checkpoint_a, before), (checkpoint_b, after)))
+        except StoreError as exc:
+            fail(str(exc))
+        shown = describe_items(listed, before, after, metric)
+        out.print(items_table(shown, f"{show_items} items: {len(items)} (showing {len(shown)})"))
+
+
+def tasks_command() -> None:
+    """List the built-in tasks and how to point them at local data."""
+    from rich.table import Table
+
+    from ..tasks import list_builtin_tasks
+
+    table = Table(title="built-in tasks", title_justify="left", header_style="bold")
+    for column in ("name", "kind", "source (hub)", "description"):
+        table.add_column(column, overflow="fold")
+    for info in list_builtin_tasks():
+        hub = info.hf_id + (f" ({info.hf_config})" if info.hf_config else "") + f", split {info.split}"
+        table.add_row(info.name, info.kind, hub, info.description)
+    out = console()
+    out.print(table)
+    out.print(
+        "Offline or with your own copy: --task NAME=/path/to/data (a dataset saved with save_to_disk, a folder "
+        "of data files, or one .jsonl/.json/.csv/.parquet file with the hub dataset's columns).\n"
+        "Your own items: --task items.jsonl, a BIG-bench task.json, or a .yaml task spec (see docs/tasks.md)."
+    )
