@@ -16,7 +16,7 @@ from forgetscope.records.fsstore import FsRunDir, is_url, open_run_dir
 from forgetscope.records.schema import to_table
 from forgetscope.records.store import RunDir, StoreError
 
-from ..core.helpers import mc_task
+from ..helpers import mc_task
 
 SETTINGS = EvalSettings(batch_size=4, chunk_size=4)
 COLUMNS = ["task", "item_id", "repeat", "item_hash", "prediction", "correct", "correct_norm", "loglikelihoods"]

@@ -30,7 +30,7 @@ from forgetscope.engine.executor import EvalJob  # noqa: E402
 from forgetscope.engine.ray_executor import TRACE_ENV, RayExecutor  # noqa: E402
 from forgetscope.records.store import load_records  # noqa: E402
 
-from ..core.helpers import mc_task  # noqa: E402
+from ..helpers import mc_task  # noqa: E402
 from .conftest import REPO, env_for  # noqa: E402
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -151,7 +151,7 @@ DRIVER = textwrap.dedent("""
     from forgetscope.engine.evaluate import Checkpoint, EvalSettings
     from forgetscope.engine.executor import EvalJob
     from forgetscope.engine.ray_executor import RayExecutor
-    from tests.core.helpers import mc_task
+    from tests.helpers import mc_task
 
     address, output, model_a, model_b = sys.argv[1:5]
     tasks = [mc_task(12, "alpha"), mc_task(8, "beta", k=3)]
