@@ -88,10 +88,11 @@ def test_docs_exist():
 
 # ---------------------------------------------------------------------------- commands and imports in the docs
 
-#: flags of other tools that the docs quote (lm-evaluation-harness, lighteval, torchrun, pip)
+#: flags of other tools that the docs quote (lm-evaluation-harness, lighteval, torchrun, pip, ray start)
 EXTERNAL_FLAGS = {"--log_samples", "--output_path", "--save-details", "--nproc_per_node", "--model_args",
                   "--include_path", "--tasks", "--device", "--batch_size", "--model", "--output-dir",
-                  "--custom-tasks", "--no-deps", "--upgrade"}
+                  "--custom-tasks", "--no-deps", "--upgrade",
+                  "--head", "--port", "--address"}
 _FENCE_OPEN = re.compile(r"^\s*(```|~~~)\s*(\w*)")
 
 
