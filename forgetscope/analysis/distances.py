@@ -59,7 +59,7 @@ def score_columns(metric: str = "acc") -> list[str]:
 
 
 def has_scores(records: pd.DataFrame, metric: str = "acc") -> bool:
-    """Whether `records` hold what choice scores under `metric` need (lean reads may not)."""
+    """Whether `records` hold what choice scores under `metric` need (reads of a column subset may not)."""
     return all(c in records.columns for c in score_columns(metric))
 
 

@@ -10,7 +10,7 @@
   mde, the smallest accuracy change detectable at 80 % power for the row's N
   and discordance (means over repeats, with repeats).
 
-Without per-choice log-likelihoods (records read lean, generative tasks) the
+Without per-choice log-likelihoods (records read without those columns, generative tasks) the
 score-based figures are null. Each row's figures come from its own items,
 never from other rows, and each bootstrap draws from a generator seeded by
 (seed, row label, figure), so they do not move the existing intervals.

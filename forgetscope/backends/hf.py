@@ -32,7 +32,6 @@ from .base import (
     truncate_left,
 )
 from .gguf_cache import gguf_cache_enabled, gguf_parsed_once, load_gguf_cached
-from .lean import LeanLlama, config_unsupported, lean_enabled, lean_unsupported, load_lean
 from .malloc import tune_malloc
 from .weights import ALLOW_PICKLE_HINT, refuse_pickle, transformers_weight_options
 
@@ -76,31 +75,22 @@ def load_model_and_tokenizer(
     gguf_file: str | None = None,
     trust_remote_code: bool = False,
     revision: str | None = None,
-    lean: bool = False,
     allow_pickle: bool = False,
 ):
     """Load a causal LM and its tokenizer from a local dir, a hub id or a GGUF file.
 
-    lean=True: a plain Llama directory (or a GGUF's converted copy) on CPU loads as a
-    LeanLlama, scoring without importing transformers' modeling stack (see lean.py);
-    anything else loads with transformers. Weights only in pickle format
-    (pytorch_model.bin) are refused unless `allow_pickle` (see weights.py).
+    Weights only in pickle format (pytorch_model.bin) are refused unless
+    `allow_pickle` (see weights.py).
     """
     model, gguf_file = split_gguf(model, gguf_file)
     if not gguf_file:
         refuse_pickle(model, allow_pickle)
     device = resolve_device(device)
-    use_lean = lean and device == "cpu" and not trust_remote_code and not revision and lean_enabled()
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
     if revision:
         kwargs["revision"] = revision
 
     def load(source: str, **extra):
-        if use_lean and not extra and lean_unsupported(source) is None:
-            try:
-                return load_lean(source, dtype)
-            except (ValueError, KeyError, OSError):
-                pass  # unexpected weights or files: transformers decides below
         from transformers import AutoModelForCausalLM, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
@@ -138,15 +128,6 @@ def load_model_and_tokenizer(
                            "hub ids need a network connection or a populated HF cache.") from None
     except SafetensorError as exc:
         raise BackendError(f"cannot load {model!r}: {damaged_safetensors(model, exc)}") from None
-    if use_lean and not isinstance(lm, LeanLlama) and config_unsupported(lm.config.to_dict()) is None:
-        # a Llama that transformers loaded (a GGUF file, a tokenizer the lean loader leaves to
-        # transformers): the same lean forward scores it, so every path gives the same numbers
-        try:
-            lm = LeanLlama.from_transformers(lm, reload=lambda: load_model_and_tokenizer(
-                model, dtype=dtype, device=device, gguf_file=gguf_file, trust_remote_code=trust_remote_code,
-                revision=revision, allow_pickle=allow_pickle)[0])
-        except (ValueError, KeyError):
-            pass  # weights it does not expect: transformers' forward scores this model
     return lm, tokenizer
 
 
@@ -209,7 +190,6 @@ class HFBackend(Backend):
         pack: bool = True,
     ) -> None:
         self.model = model
-        self._generation_model: Any = None  # transformers' model next to a LeanLlama, loaded to generate
         self.tokenizer = tokenizer
         self.batch_size = max(1, int(batch_size))
         self.device = model.device
@@ -233,7 +213,6 @@ class HFBackend(Backend):
         gguf_file: str | None = None,
         trust_remote_code: bool = False,
         threads: int | None = None,
-        lean: bool = True,
         allow_pickle: bool = False,
     ) -> "HFBackend":
         import torch
@@ -245,7 +224,7 @@ class HFBackend(Backend):
         elif device == "cpu" and os.environ.get("OMP_NUM_THREADS") is None:
             torch.set_num_threads(max(1, os.cpu_count() or 1))
         lm, tok = load_model_and_tokenizer(
-            model, dtype=dtype, device=device, gguf_file=gguf_file, trust_remote_code=trust_remote_code, lean=lean,
+            model, dtype=dtype, device=device, gguf_file=gguf_file, trust_remote_code=trust_remote_code,
             allow_pickle=allow_pickle,
         )
         return cls(lm, tok, batch_size=batch_size, max_length=max_length)
@@ -409,11 +388,7 @@ class HFBackend(Backend):
             kwargs["position_ids"] = position_ids.to(device)
         rows_t = torch.tensor(rows, dtype=torch.long, device=device)
         pos_t = torch.tensor(positions, dtype=torch.long, device=device)
-        if isinstance(self.model, LeanLlama):
-            hidden = self.model.hidden_at(kwargs["input_ids"], kwargs["attention_mask"], kwargs.get("position_ids"),
-                                          rows_t, pos_t)
-            logits = self.model.logits(hidden)
-        elif self._plain_head:
+        if self._plain_head:
             hidden = self.model.base_model(**kwargs).last_hidden_state
             logits = self.model.get_output_embeddings()(hidden[rows_t, pos_t])
         else:
@@ -449,22 +424,11 @@ class HFBackend(Backend):
                                       sorted(broken))
         return outputs
 
-    def _transformers_model(self):
-        """The model as transformers' (generation needs its KV cache). Next to a LeanLlama, which
-        only scores, transformers' model of the same checkpoint is loaded on first use; scoring
-        stays with the LeanLlama, so results never depend on whether a generative task came first
-        (at the cost of a second copy of the weights while both are held)."""
-        if not isinstance(self.model, LeanLlama):
-            return self.model
-        if self._generation_model is None:
-            self._generation_model = self.model.transformers_model().to(self.device)
-        return self._generation_model
-
     def _generate_batch(self, batch: list[GenerationRequest]) -> tuple[list[str], list[int]]:
         """Generated texts, and the positions whose logits went NaN or +inf (those stop at once)."""
         import torch
 
-        model = self._transformers_model()
+        model = self.model
         budget = [max(1, r.max_new_tokens) for r in batch]
         contexts = [list(r.context_ids)[-max(1, self.max_length - b):] for r, b in zip(batch, budget)]
         width = max(len(c) for c in contexts)

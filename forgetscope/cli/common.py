@@ -61,7 +61,7 @@ def exit_process(code: object) -> NoReturn:
     Tearing down an interpreter that imported torch takes ~0.6 s on a 2-core machine
     (`python -c "import torch"`: 1.6 s, 1.0 s with os._exit), a tenth of scoring 500
     items with a small model. By now every command has closed its files; atexit handlers
-    still run and stdout/stderr are flushed. With other threads alive, or
+    still run and stdout/stderr are flushed. With non-daemon threads alive, or
     FORGETSCOPE_FAST_EXIT=0, the ordinary exit.
     """
     if code is None:
@@ -69,8 +69,9 @@ def exit_process(code: object) -> NoReturn:
     elif not isinstance(code, int):
         print(code, file=sys.stderr)
         code = 1
-    if ("torch" not in sys.modules or threading.active_count() > 1
-            or not switched_on("FORGETSCOPE_FAST_EXIT")):
+    # Python's exit waits for non-daemon threads (daemon threads are dropped either way)
+    waiting = any(t is not threading.main_thread() and not t.daemon for t in threading.enumerate())
+    if "torch" not in sys.modules or waiting or not switched_on("FORGETSCOPE_FAST_EXIT"):
         sys.exit(code)
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):

@@ -91,8 +91,8 @@ def test_records_without_loglikelihoods_give_null_distances():
     row = result.overall.iloc[0]
     assert math.isnan(row.kl_mean) and math.isnan(row.risk_auroc)
     assert row.mcnemar_midp == pytest.approx(5 / 8)  # the counts still give the paired statistics
-    lean = side(0).drop(columns=["loglikelihoods", "gold"])
-    assert math.isnan(compare_records(lean, side(1), n_bootstrap=0).overall.iloc[0].kl_mean)
+    narrow = side(0).drop(columns=["loglikelihoods", "gold"])
+    assert math.isnan(compare_records(narrow, side(1), n_bootstrap=0).overall.iloc[0].kl_mean)
 
 
 def _kl(before_scores, after_scores) -> float:

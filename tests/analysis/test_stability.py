@@ -183,7 +183,7 @@ def test_equal_k_fast_path_matches_the_general_one():
 @pytest.mark.parametrize("metric", ["acc", "acc_norm", "acc_per_token"])
 def test_margins_read_with_the_records_equal_the_in_memory_ones(tmp_path, metric):
     """load_records(margins=) computes the margins from the Parquet list columns and drops the lists;
-    a compare on such lean records counts the same unstable flips as on full records."""
+    a compare on such column-subset records counts the same unstable flips as on full records."""
     from forgetscope.records.margins import margin_column
     from forgetscope.records.schema import ANALYSIS_COLUMNS
     from forgetscope.records.store import load_records, save_records
@@ -191,16 +191,16 @@ def test_margins_read_with_the_records_equal_the_in_memory_ones(tmp_path, metric
     full_b, full_a = _records(BEFORE), _records(AFTER).assign(checkpoint="y")
     save_records(full_b, tmp_path / "b" / "records.parquet")
     save_records(full_a, tmp_path / "a" / "records.parquet")
-    lean_b = load_records([tmp_path / "b"], columns=ANALYSIS_COLUMNS, margins=metric)
-    lean_a = load_records([tmp_path / "a"], columns=ANALYSIS_COLUMNS, margins=metric)
-    assert "loglikelihoods" not in lean_b.columns and margin_column(metric) in lean_b.columns
-    np.testing.assert_array_equal(lean_b[margin_column(metric)].to_numpy(), decision_margins(full_b, metric))
-    lean = compare_records(lean_b, lean_a, metric=metric, n_bootstrap=0)
+    narrow_b = load_records([tmp_path / "b"], columns=ANALYSIS_COLUMNS, margins=metric)
+    narrow_a = load_records([tmp_path / "a"], columns=ANALYSIS_COLUMNS, margins=metric)
+    assert "loglikelihoods" not in narrow_b.columns and margin_column(metric) in narrow_b.columns
+    np.testing.assert_array_equal(narrow_b[margin_column(metric)].to_numpy(), decision_margins(full_b, metric))
+    narrow = compare_records(narrow_b, narrow_a, metric=metric, n_bootstrap=0)
     full = compare_records(full_b, full_a, metric=metric, n_bootstrap=0)
     columns = ["task", "n_10", "n_01", "n_10_unstable", "n_01_unstable"]
-    assert lean.flip_tolerance == full.flip_tolerance == DEFAULT_FLIP_TOLERANCE
+    assert narrow.flip_tolerance == full.flip_tolerance == DEFAULT_FLIP_TOLERANCE
     def table(result):
         return sorted([str(row[0])] + [int(v) for v in row[1:]] for row in result.tasks[columns].itertuples(index=False))
 
-    assert table(lean) == table(full)
-    assert lean.tasks["n_10_unstable"].sum() > 0
+    assert table(narrow) == table(full)
+    assert narrow.tasks["n_10_unstable"].sum() > 0

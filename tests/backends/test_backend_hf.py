@@ -28,7 +28,7 @@ def test_head_on_continuation_positions_equals_full_logits(tiny_llama_dir):
     from forgetscope.backends.base import LoglikelihoodRequest, Tokenization
     from forgetscope.backends.hf import HFBackend
 
-    backend = HFBackend.from_pretrained(str(tiny_llama_dir), batch_size=8, lean=False)  # transformers' model
+    backend = HFBackend.from_pretrained(str(tiny_llama_dir), batch_size=8)
     tok = Tokenization(backend.tokenizer)
     requests = [LoglikelihoodRequest(*tok.encode_pair(i.context, c)) for i in mc_task(10).items
                 for c in i.continuations]

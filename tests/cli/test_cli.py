@@ -149,7 +149,7 @@ def test_a_missing_records_path_is_named_as_missing(tmp_path):
 
 def test_show_items_from_stored_records_reads_only_the_listed_rows(tmp_path, items_file, tiny_llama_dir,
                                                                    tiny_llama_dir_b):
-    """Stored sides are read lean for the figures; the listed items' prompts and answers come from the
+    """Stored sides are read with only the analysis columns for the figures; the listed items' prompts and answers come from the
     files, and the listing equals the one made from freshly evaluated (full) records."""
     from forgetscope.records.store import load_item_rows
 

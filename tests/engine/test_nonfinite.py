@@ -39,10 +39,7 @@ def parquet_files(root: Path) -> list[Path]:
     return sorted(root.rglob("*.parquet")) if root.exists() else []
 
 
-@pytest.mark.parametrize("lean", ["1", "0"])
-def test_eval_of_a_nan_model_is_exit_2_naming_checkpoint_task_and_items(tmp_path, nan_llama_dir, monkeypatch,
-                                                                         lean):
-    monkeypatch.setenv("FORGETSCOPE_LEAN_FORWARD", lean)  # the lean forward and transformers' alike
+def test_eval_of_a_nan_model_is_exit_2_naming_checkpoint_task_and_items(tmp_path, nan_llama_dir):
     quiz = gold_zero_quiz(tmp_path / "quiz.jsonl")
     result = runner.invoke(app, ["eval", str(nan_llama_dir), "--task", str(quiz), "--output", str(tmp_path / "out"),
                                  "--name", "broken"])
