@@ -22,6 +22,8 @@ def eval_command(
     task: TaskOpt,
     output: OutputOpt = Path("forgetscope-results"),
     name: Annotated[Optional[str], typer.Option(help="Checkpoint name in the records (default: the path).")] = None,
+    revision: Annotated[Optional[str], typer.Option(
+        help="Hub revision (branch, tag or commit) of CHECKPOINT; the same as CHECKPOINT@REVISION.")] = None,
     seed: SeedOpt = 0,
     *,
     options: ScoringOptions,
@@ -34,7 +36,8 @@ def eval_command(
         tasks = options.load_tasks(task)
         settings = options.settings(seed=seed)
         with ProgressBars() as progress:
-            records = evaluate(Checkpoint(checkpoint, name=name or checkpoint), tasks, output, settings,
+            label = name or (f"{checkpoint}@{revision}" if revision else checkpoint)
+            records = evaluate(Checkpoint(checkpoint, name=label, revision=revision), tasks, output, settings,
                                progress=progress)
     except input_errors() as exc:
         fail(str(exc))
