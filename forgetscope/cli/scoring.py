@@ -45,7 +45,7 @@ def eval_command(
     summary = records.groupby("task").agg(n=("item_id", "nunique"), acc=("correct", "mean"),
                                           acc_norm=("correct_norm", "mean"))
     for task_name, row in summary.iterrows():
-        out.print(f"{task_name}: n={row.n}  acc={row.acc:.4f}  acc_norm={row.acc_norm:.4f}")
+        out.print(f"{task_name}: n={int(row.n)}  acc={row.acc:.4f}  acc_norm={row.acc_norm:.4f}")
     out.print(f"records: {output}/records ({len(records)} rows)")
 
 
