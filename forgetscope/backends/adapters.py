@@ -17,7 +17,7 @@ from typing import Any
 
 from .base import BackendError
 from .hub import split_revision
-from .weights import ALLOW_PICKLE_HINT
+from .weights import ALLOW_PICKLE_HINT, refuse_pickle
 
 ADAPTER_CONFIG = "adapter_config.json"
 SAFE_ADAPTER_WEIGHTS = "adapter_model.safetensors"
@@ -71,6 +71,16 @@ def read_adapter(folder: str | Path, allow_pickle: bool = False) -> Adapter:
     else:
         raise BackendError(f"{folder}: an adapter folder ({ADAPTER_CONFIG}) without weights ({SAFE_ADAPTER_WEIGHTS})")
     return Adapter(folder, base, revision, weights)
+
+
+def refuse_any_pickle(model: str | Path, allow_pickle: bool) -> None:
+    """weights.refuse_pickle for a model directory or an adapter folder (its weights, then its base's)."""
+    if allow_pickle:
+        return
+    if is_adapter_dir(model):
+        refuse_pickle(read_adapter(model, allow_pickle=False).base, False)
+    else:
+        refuse_pickle(model, False)
 
 
 def attach_adapter(model: Any, adapter: Adapter, *, merge: bool = False) -> Any:

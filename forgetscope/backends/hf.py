@@ -104,8 +104,8 @@ def load_model_and_tokenizer(
     if not gguf_file and is_adapter_dir(model):
         adapter = read_adapter(model, allow_pickle)
         lm, tokenizer = load_model_and_tokenizer(
-            adapter.base, dtype=dtype, device=device, trust_remote_code=trust_remote_code, revision=adapter.base_revision,
-            allow_pickle=allow_pickle, model_args=model_args)
+            adapter.base, dtype=dtype, device=device, trust_remote_code=trust_remote_code,
+            revision=adapter.base_revision, allow_pickle=allow_pickle, model_args=model_args)
         if missing_tokenizer(adapter.folder) is None:  # an adapter may ship its own tokenizer (added tokens)
             from transformers import AutoTokenizer
 

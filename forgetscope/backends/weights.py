@@ -44,11 +44,6 @@ def refuse_pickle(model: str | Path, allow_pickle: bool) -> None:
     """BackendError when `model` (a local directory) would be loaded from pickle and that is not allowed."""
     if allow_pickle:
         return
-    from .adapters import is_adapter_dir, read_adapter
-
-    if is_adapter_dir(model):  # its own weights, then its base's
-        refuse_pickle(read_adapter(model, allow_pickle=False).base, False)
-        return
     files = pickle_weight_files(Path(model))
     if files:
         raise BackendError(

@@ -20,11 +20,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from ..backends.adapters import refuse_any_pickle
 from ..backends.base import (AUTO_BATCH, Backend, GenerationRequest, LoglikelihoodRequest, NonFiniteScoreError,
                              Tokenization, check_finite)
 from ..backends.hub import is_hub_id, split_revision
 from ..backends.model_args import check_model_args, loading_model_args, scoring_model_args
-from ..backends.weights import refuse_pickle
 from ..records.schema import SCHEMA, empty_table, to_table
 from ..records.store import RUN_KEY_COLUMNS, RunDir, dedupe
 from ..tasks.base import Item, Task, stable_hash
@@ -190,7 +190,7 @@ def evaluate(
         settings = replace(settings, device=resolve_device("auto"))
     model_fp = ckpt.resolve_fingerprint()
     if backend is None and not ckpt.gguf_file and not settings.allow_pickle:  # before anything is scored or shown
-        refuse_pickle(ckpt.load_path(), False)
+        refuse_any_pickle(ckpt.load_path(), False)
     frames = []
     lazy = _LazyBackend(ckpt, settings, backend)
     for task in tasks:

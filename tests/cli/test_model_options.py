@@ -100,7 +100,8 @@ def test_batch_size_auto_on_cpu_says_so_and_scores_as_batch_one(tmp_path, quiz, 
         assert max(abs(x - y) for x, y in zip(a, b)) < 1e-4
     assert auto.correct.tolist() == one.correct.tolist()
     result = _eval(tiny_llama_dir, quiz, tmp_path / "bad", "--batch-size", "many")
-    assert result.exit_code == 2 and "error: --batch-size 'many': give a whole number of at least 1, or auto" in result.output
+    assert result.exit_code == 2
+    assert "error: --batch-size 'many': give a whole number of at least 1, or auto" in result.output
 
 
 def test_auto_batches_halve_on_out_of_memory_and_keep_the_size_that_fits():
@@ -136,7 +137,8 @@ def test_the_hf_backend_uses_16_for_auto_on_cpu(tiny_llama_dir):
 # ------------------------------------------------------------------ --limit fraction, aliases
 
 def test_item_limit_matches_lm_eval():
-    assert [item_limit(x, 10) for x in (None, 0.25, 0.1, 0.01, 0.999, 1, 5, 5.0, 50)] == [None, 3, 1, 1, 10, 1, 5, 5, 50]
+    fractions = (None, 0.25, 0.1, 0.01, 0.999, 1, 5, 5.0, 50)
+    assert [item_limit(x, 10) for x in fractions] == [None, 3, 1, 1, 10, 1, 5, 5, 50]
     for bad in (0, -1, 2.5, 0.0):
         with pytest.raises(TaskError, match="whole number of items"):
             item_limit(bad, 10)
