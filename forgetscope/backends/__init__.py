@@ -33,7 +33,13 @@ def create_backend(name: str, model: str, **options: Any) -> Backend:
                                "the hf backend takes --max-length")
         return HFBackend.from_pretrained(model, **options)
     if name == "vllm":
+        from .adapters import is_adapter_dir
         from .vllm import VLLMBackend
+
+        if options.get("model_args"):
+            raise BackendError("--model-args applies to --backend hf (vLLM takes its engine options)")
+        if is_adapter_dir(model):
+            raise BackendError(f"{model} is a PEFT adapter; adapters load with --backend hf")
 
         return VLLMBackend.from_pretrained(model, **options)
     raise BackendError(f"unknown backend {name!r}; choose one of: {', '.join(BACKENDS)}")

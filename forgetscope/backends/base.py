@@ -15,6 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 
+#: batch_size value: the largest batch that fits, searched once per model on a GPU (see batching.py)
+AUTO_BATCH = "auto"
+
+
 class BackendError(RuntimeError):
     """A backend could not be created or could not run (message says how to fix it)."""
 

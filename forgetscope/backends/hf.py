@@ -21,6 +21,7 @@ from typing import Any, NamedTuple, Sequence
 from safetensors import SafetensorError
 
 from .base import (
+    AUTO_BATCH,
     Backend,
     BackendError,
     GenerationRequest,
@@ -31,7 +32,10 @@ from .base import (
     check_finite,
     truncate_left,
 )
+from .adapters import attach_adapter, is_adapter_dir, read_adapter
+from .batching import AUTO_BATCH_CPU, AUTO_BATCH_START, BatchSizer
 from .gguf_cache import gguf_cache_enabled, gguf_parsed_once, load_gguf_cached
+from .hub import is_hub_id, resolve_snapshot, split_revision
 from .malloc import tune_malloc
 from .weights import ALLOW_PICKLE_HINT, refuse_pickle, transformers_weight_options
 
@@ -76,19 +80,43 @@ def load_model_and_tokenizer(
     trust_remote_code: bool = False,
     revision: str | None = None,
     allow_pickle: bool = False,
+    model_args: dict[str, Any] | None = None,
+    merge_adapter: bool = False,
 ):
-    """Load a causal LM and its tokenizer from a local dir, a hub id or a GGUF file.
+    """Load a causal LM and its tokenizer from a local dir, a hub id[@revision], a PEFT adapter folder or a GGUF file.
 
     Weights only in pickle format (pytorch_model.bin) are refused unless
-    `allow_pickle` (see weights.py).
+    `allow_pickle` (see weights.py). A hub id is
+    loaded from its snapshot folder at `revision` (hub.py). An adapter folder loads its
+    base model, then the adapter (adapters.py; merged into the weights with `merge_adapter`).
+    `model_args` go to the model's from_pretrained (model_args.py checks them).
     """
+    model_args = dict(model_args or {})
+    if revision is None:
+        model, revision = split_revision(model)
+    revision = model_args.pop("revision", None) or revision
+    if revision is not None or (is_hub_id(model) and not model.endswith(".gguf")):
+        model = str(resolve_snapshot(model, revision).folder)
+    if not gguf_file and is_adapter_dir(model):
+        adapter = read_adapter(model, allow_pickle)
+        lm, tokenizer = load_model_and_tokenizer(
+            adapter.base, dtype=dtype, device=device, trust_remote_code=trust_remote_code,
+            revision=adapter.base_revision, allow_pickle=allow_pickle, model_args=model_args)
+        if missing_tokenizer(adapter.folder) is None:  # an adapter may ship its own tokenizer (added tokens)
+            from transformers import AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(str(adapter.folder), trust_remote_code=trust_remote_code)
+        lm = attach_adapter(lm, adapter, merge=merge_adapter).to(resolve_device(device))
+        lm.eval()
+        return lm, tokenizer
     model, gguf_file = split_gguf(model, gguf_file)
     if not gguf_file:
-        refuse_pickle(model, allow_pickle)
+        refuse_pickle(Path(model, model_args["subfolder"]) if model_args.get("subfolder") else model, allow_pickle)
     device = resolve_device(device)
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
-    if revision:
-        kwargs["revision"] = revision
+    subfolder = model_args.get("subfolder")
+    tokenizer_kwargs = ({"subfolder": subfolder} if subfolder and missing_tokenizer(Path(model, subfolder)) is None
+                        else {})
 
     def load(source: str, **extra):
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -96,9 +124,10 @@ def load_model_and_tokenizer(
 
         hf_logging.disable_progress_bar()  # forgetscope shows its own progress
         with gguf_parsed_once() if "gguf_file" in extra else nullcontext():
-            tokenizer = AutoTokenizer.from_pretrained(source, **kwargs, **extra)
+            tokenizer = AutoTokenizer.from_pretrained(source, **kwargs, **extra, **tokenizer_kwargs)
             weights = {} if "gguf_file" in extra else transformers_weight_options(allow_pickle)
-            lm = AutoModelForCausalLM.from_pretrained(source, dtype=_torch_dtype(dtype), **kwargs, **extra, **weights)
+            lm = AutoModelForCausalLM.from_pretrained(source, dtype=_torch_dtype(dtype), **kwargs, **extra, **weights,
+                                                      **model_args)
         lm.to(device)
         lm.eval()
         return lm, tokenizer
@@ -115,6 +144,8 @@ def load_model_and_tokenizer(
                            f"({_unpickling_reason(exc)}); they may be malicious, do not load them otherwise") from None
     except ImportError as exc:  # e.g. gguf not installed
         raise BackendError(f"cannot load {model!r}: {exc}. For GGUF files: pip install gguf accelerate") from None
+    except TypeError as exc:  # a --model-args keyword the model's __init__ does not take
+        raise BackendError(f"cannot load {model!r}: {_one_line(exc)} (check --model-args)") from None
     except ValueError as exc:  # transformers reports missing optional packages this way too
         reason = None if gguf_file else missing_tokenizer(model)
         raise BackendError(f"cannot load {model!r}: {reason or _one_line(exc)}") from None
@@ -184,15 +215,20 @@ class HFBackend(Backend):
         model: Any,
         tokenizer: Any,
         *,
-        batch_size: int = 16,
+        batch_size: int | str = 16,
         max_length: int | None = None,
         settings: dict[str, Any] | None = None,
         pack: bool = True,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
-        self.batch_size = max(1, int(batch_size))
         self.device = model.device
+        auto = batch_size == AUTO_BATCH
+        on_cpu = str(self.device).startswith("cpu")
+        if auto:  # the search pays only where memory is the limit (batching.py)
+            batch_size = AUTO_BATCH_CPU if on_cpu else AUTO_BATCH_START
+        #: batches run through here: with `auto` on a GPU it halves on out-of-memory and keeps what fits
+        self.batches = BatchSizer(int(batch_size), auto=auto and not on_cpu)
         self.max_length = int(max_length or self._model_max_length())
         self.settings = dict(settings or {})
         #: score a shared context once with all its continuations (see _plan)
@@ -201,6 +237,11 @@ class HFBackend(Backend):
         pad = tokenizer.pad_token_id
         self.pad_id = int(pad if pad is not None else (tokenizer.eos_token_id or 0))
 
+    @property
+    def batch_size(self) -> int:
+        """Sequences per forward pass now (with `auto`: the size that fit so far)."""
+        return self.batches.size
+
     @classmethod
     def from_pretrained(
         cls,
@@ -208,12 +249,14 @@ class HFBackend(Backend):
         *,
         dtype: str = "float32",
         device: str = "cpu",
-        batch_size: int = 16,
+        batch_size: int | str = 16,
         max_length: int | None = None,
         gguf_file: str | None = None,
         trust_remote_code: bool = False,
         threads: int | None = None,
         allow_pickle: bool = False,
+        revision: str | None = None,
+        model_args: dict[str, Any] | None = None,
     ) -> "HFBackend":
         import torch
 
@@ -225,7 +268,7 @@ class HFBackend(Backend):
             torch.set_num_threads(max(1, os.cpu_count() or 1))
         lm, tok = load_model_and_tokenizer(
             model, dtype=dtype, device=device, gguf_file=gguf_file, trust_remote_code=trust_remote_code,
-            allow_pickle=allow_pickle,
+            allow_pickle=allow_pickle, revision=revision, model_args=model_args,
         )
         return cls(lm, tok, batch_size=batch_size, max_length=max_length)
 
@@ -292,12 +335,14 @@ class HFBackend(Backend):
     def _score_packs(self, packs, results) -> None:
         # longest first (by the unshared length: cheap, and close enough for ordering)
         packs = sorted(packs, key=lambda p: -(len(p[0]) + sum(len(c) for _, c in p[1])))
-        for start in range(0, len(packs), self.batch_size):
-            batch = packs[start:start + self.batch_size]
+
+        def score(batch) -> None:
             scores = self._forward_scores(*self._pack_inputs(batch))
             flat = [(index, cont) for _, members in batch for index, cont in members]
             for (index, cont), (logprob, greedy) in zip(flat, scores):
                 results[index] = LoglikelihoodResult(logprob, greedy, len(cont))
+
+        self.batches.run(packs, score)
 
     def _pack_inputs(self, batch):
         """Token ids, a tree-causal 4D mask and positions for a batch of packs.
@@ -354,10 +399,12 @@ class HFBackend(Backend):
         # longest first: the first batch shows memory problems at once, and
         # sorting by length keeps padding (wasted compute) small
         prepared.sort(key=lambda p: -len(p[1]))
-        for start in range(0, len(prepared), self.batch_size):
-            batch = prepared[start:start + self.batch_size]
+
+        def score(batch) -> None:
             for (index, _, cont), (logprob, greedy) in zip(batch, self._score_batch(batch)):
                 results[index] = LoglikelihoodResult(logprob, greedy, len(cont))
+
+        self.batches.run(prepared, score)
 
     def _score_batch(self, batch: list[tuple[int, list[int], list[int]]]) -> list[tuple[float, bool]]:
         import torch
@@ -411,13 +458,14 @@ class HFBackend(Backend):
         order = sorted(range(len(requests)), key=lambda i: -len(requests[i].context_ids))
         outputs: list[str] = [""] * len(requests)
         broken: list[int] = []
+        def decode(idx) -> None:
+            texts, bad = self._generate_batch([requests[i] for i in idx])
+            broken.extend(idx[b] for b in bad)
+            for i, text in zip(idx, texts):
+                outputs[i] = text
+
         with torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                idx = order[start:start + self.batch_size]
-                texts, bad = self._generate_batch([requests[i] for i in idx])
-                broken += [idx[b] for b in bad]
-                for i, text in zip(idx, texts):
-                    outputs[i] = text
+            self.batches.run(order, decode)
         if broken:  # an arbitrary token is no answer
             raise NonFiniteScoreError(f"{len(broken)} of {len(requests)} generation requests got non-finite "
                                       "logits (NaN or inf); the model's weights or numerics are broken",

@@ -31,10 +31,11 @@ TaskOpt = Annotated[list[str], typer.Option(
     help="Task: a built-in name (see `forgetscope tasks`), NAME=LOCAL_PATH for a built-in over local "
          "files, a .jsonl/.csv/.parquet file, a BIG-bench task.json, a .yaml task spec, or lmeval:NAME (a task of "
          "lm-evaluation-harness). Repeatable.")]
-OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="Results directory (also the cache).")]
+OutputOpt = Annotated[Path, typer.Option("--output", "-o", "--output_path",
+                                         help="Results directory (also the cache).")]
 #: the results directory of a command that can score on a cluster: a str, so that a URL stays a URL
 ResultsOpt = Annotated[str, typer.Option(
-    "--output", "-o", help="Results directory (also the cache): a path, or a URL fsspec opens (s3://, gs://, "
+    "--output", "-o", "--output_path", help="Results directory (also the cache): a path, or a URL fsspec opens (s3://, gs://, "
                            "file://) that every worker of a cluster reaches.")]
 SeedOpt = Annotated[int, typer.Option(help="Base seed for sampling and few-shot draws.")]
 DEVICE_HELP = "cpu, cuda, cuda:N or auto."
@@ -57,12 +58,18 @@ EXECUTOR_PANEL = "Cluster (--executor ray)"
 def model_options(
     backend: Annotated[str, typer.Option(
         help="Scoring backend: hf (transformers) or vllm (CUDA GPU).", rich_help_panel=MODEL_PANEL)] = "hf",
-    device: Annotated[str, typer.Option(help=DEVICE_HELP, rich_help_panel=MODEL_PANEL)] = "cpu",
+    device: Annotated[str, typer.Option(help=DEVICE_HELP + " auto: a CUDA GPU when present, else the CPU.",
+                                        rich_help_panel=MODEL_PANEL)] = "auto",
     dtype: Annotated[str, typer.Option(
         help="float32, bfloat16, float16 or auto.", rich_help_panel=MODEL_PANEL)] = "float32",
-    batch_size: Annotated[int, typer.Option(
-        "--batch-size", "-b", help="Sequences per forward pass (does not change scores).",
-        rich_help_panel=MODEL_PANEL)] = 16,
+    batch_size: Annotated[str, typer.Option(
+        "--batch-size", "-b", "--batch_size",
+        help="Sequences per forward pass (does not change scores), or auto: on a GPU the largest that fits "
+             "(halving from 256 on out-of-memory, once per model), on CPU 16.", rich_help_panel=MODEL_PANEL)] = "16",
+    model_args: Annotated[Optional[str], typer.Option(
+        "--model-args", "--model_args",
+        help="key=value,... passed to from_pretrained (as lm-eval's --model_args): attn_implementation, "
+             "revision, subfolder, ...; they enter the cache key.", rich_help_panel=MODEL_PANEL)] = None,
     max_length: Annotated[Optional[int], typer.Option(
         help="Longest sequence in tokens (default: the model's).", rich_help_panel=MODEL_PANEL)] = None,
     gguf_file: Annotated[Optional[str], typer.Option(
@@ -107,10 +114,11 @@ def sampling_options(
 
 
 def task_options(
-    limit: Annotated[Optional[int], typer.Option(
-        help="Score only the first N items of each task.", rich_help_panel=TASKS_PANEL)] = None,
+    limit: Annotated[Optional[float], typer.Option(
+        help="Score only the first N items of each task, or a fraction below 1 of them (rounded up, as "
+             "lm-eval's --limit).", rich_help_panel=TASKS_PANEL)] = None,
     num_fewshot: Annotated[Optional[int], typer.Option(
-        "--num-fewshot", help="Few-shot examples per item.", rich_help_panel=TASKS_PANEL)] = None,
+        "--num-fewshot", "--num_fewshot", help="Few-shot examples per item.", rich_help_panel=TASKS_PANEL)] = None,
     fewshot_source: Annotated[Optional[str], typer.Option(
         help="Where few-shot examples come from: a split name (train, validation) or a file of items.",
         rich_help_panel=TASKS_PANEL)] = None,
@@ -168,6 +176,18 @@ EXECUTOR = OptionGroup("executor", executor_options)
 SCORING_GROUPS = (MODEL, VLLM, SAMPLING, TASKS)
 
 
+def parse_batch_size(text: str | int) -> int | str:
+    """--batch-size: a whole number, or auto (EvalSettings checks the number)."""
+    if isinstance(text, int) or text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        from ..backends.base import BackendError
+
+        raise BackendError(f"--batch-size {text!r}: give a whole number of at least 1, or auto") from None
+
+
 @dataclass(frozen=True)
 class ExecutorChoice:
     """The EXECUTOR group's values: who scores (engine.executor.make_executor's arguments)."""
@@ -192,8 +212,22 @@ class ScoringOptions:
 
         from ..engine.evaluate import EvalSettings
 
+        from ..backends.model_args import parse_model_args
+
         known = {f.name for f in dataclass_fields(EvalSettings)}
-        return EvalSettings(**{k: v for k, v in self.values.items() if k in known}, **fields)
+        values = {k: v for k, v in self.values.items() if k in known}
+        if "batch_size" in values:
+            values["batch_size"] = parse_batch_size(values["batch_size"])
+        if "model_args" in values:
+            values["model_args"] = parse_model_args(values["model_args"])
+        if values.get("batch_size") == "auto" and values.get("backend") == "hf":
+            from ..backends.batching import AUTO_BATCH_CPU
+            from ..backends.hf import resolve_device
+
+            if resolve_device(values.get("device", "cpu")) == "cpu":
+                typer.echo(f"note: --batch-size auto on CPU uses {AUTO_BATCH_CPU} (the search for the largest batch "
+                           "that fits runs on a GPU)", err=True)
+        return EvalSettings(**values, **fields)
 
     def executor(self) -> ExecutorChoice:
         """The EXECUTOR group's values (the local executor for a command without the group)."""
@@ -209,6 +243,8 @@ class ScoringOptions:
 
         values = {name: self.values[name] for name in TASKS.names}
         values["include_path"] = tuple(values["include_path"] or ())
+        if values["limit"] is not None and values["limit"] == int(values["limit"]):
+            values["limit"] = int(values["limit"])  # --limit 10 is ten items (typer reads a float)
         if values["include_path"] and not any(is_lmeval_task(spec) for spec in specs):
             raise TaskError("--include-path applies to lmeval: tasks only (--task lmeval:NAME)")
         options = TaskOptions(**values)

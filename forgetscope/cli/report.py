@@ -62,6 +62,9 @@ def sequence(
     show: Annotated[int, typer.Option(help="List this many items with the most forgetting events.")] = 10,
     metric: MetricOpt = "acc", identical_only: IdenticalOpt = False, n_bootstrap: BootOpt = 1000,
     seed: SeedOpt = 0, order: OrderOpt = None, manifest: ManifestOpt = None,
+    revisions: Annotated[Optional[str], typer.Option(
+        help="R1,R2,...: follow one hub CHECKPOINT through these revisions in this order (e.g. a Pythia's "
+             "step1000,step2000); each is labelled by its revision.")] = None,
     *,
     options: ScoringOptions,
 ) -> None:
@@ -74,6 +77,13 @@ def sequence(
     from ..engine.compare import is_records_path
     from ..engine.results import load_sequence
 
+    names = None
+    if revisions is not None:  # one model, several of its revisions
+        names = [r.strip() for r in revisions.split(",") if r.strip()]
+        if len(checkpoints) != 1 or len(names) < 2 or len(set(names)) < len(names):
+            fail("--revisions takes one CHECKPOINT (a hub id) and two or more different revision names: "
+                 "sequence ORG/NAME --revisions R1,R2")
+        checkpoints = [f"{checkpoints[0]}@{r}" for r in names]
     stored = not task and all(is_records_path(a) and not is_manifest(a) for a in checkpoints)
     try:
         if manifest is not None or order or stored:  # stored results: ordered as `report` orders them
@@ -83,7 +93,7 @@ def sequence(
                                    metric=metric, identical_only=identical_only, n_bootstrap=n_bootstrap, seed=seed)
         else:
             seq = _evaluate_sequence(checkpoints, task, output, metric, identical_only, n_bootstrap, seed,
-                                     options.settings(seed=seed), options)
+                                     options.settings(seed=seed), options, names)
     except _sequence_errors() as exc:
         fail(str(exc), exit_code(exc))
     _print_sequence(seq, show)
@@ -98,7 +108,7 @@ def sequence(
 
 
 def _evaluate_sequence(checkpoints, task, output, metric, identical_only, n_bootstrap, seed, settings,
-                       options: ScoringOptions):
+                       options: ScoringOptions, names: list[str] | None = None):
     """Evaluate (through the cache) every checkpoint, a manifest standing for its checkpoints; on Ray,
     the units of all checkpoints at once."""
     from ..analysis.sequence import RunManifest, checkpoint_sequence, is_manifest
@@ -106,11 +116,11 @@ def _evaluate_sequence(checkpoints, task, output, metric, identical_only, n_boot
     from ..records.schema import ANALYSIS_COLUMNS
 
     sides: list[tuple[str, str | None]] = []
-    for arg in checkpoints:
+    for i, arg in enumerate(checkpoints):
         if is_manifest(arg):
             sides += [(str(c.path), c.name) for c in RunManifest.read(arg).checkpoints]
         else:
-            sides.append((arg, None))
+            sides.append((arg, names[i] if names else None))
     tasks = options.load_tasks(task)
     with running(options.executor()) as executor:
         # stored records: only what the figures need (a model side is evaluated and returned whole)

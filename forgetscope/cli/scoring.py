@@ -25,6 +25,8 @@ def eval_command(
     task: TaskOpt,
     output: ResultsOpt = "forgetscope-results",
     name: Annotated[Optional[str], typer.Option(help="Checkpoint name in the records (default: the path).")] = None,
+    revision: Annotated[Optional[str], typer.Option(
+        help="Hub revision (branch, tag or commit) of CHECKPOINT; the same as CHECKPOINT@REVISION.")] = None,
     seed: SeedOpt = 0,
     *,
     options: ScoringOptions,
@@ -36,16 +38,17 @@ def eval_command(
     try:
         tasks = options.load_tasks(task)
         settings = options.settings(seed=seed)
+        label = name or (f"{checkpoint}@{revision}" if revision else checkpoint)
         with running(options.executor()) as executor:
-            records, = executor.evaluate([EvalJob(Checkpoint(checkpoint, name=name or checkpoint), tasks)], output,
-                                         settings)
+            records, = executor.evaluate([EvalJob(Checkpoint(checkpoint, name=label, revision=revision), tasks)],
+                                         output, settings)
     except input_errors() as exc:
         fail(str(exc), exit_code(exc))
     out = console()
     summary = records.groupby("task").agg(n=("item_id", "nunique"), acc=("correct", "mean"),
                                           acc_norm=("correct_norm", "mean"))
     for task_name, row in summary.iterrows():
-        out.print(f"{task_name}: n={row.n}  acc={row.acc:.4f}  acc_norm={row.acc_norm:.4f}")
+        out.print(f"{task_name}: n={int(row.n)}  acc={row.acc:.4f}  acc_norm={row.acc_norm:.4f}")
     out.print(f"records: {output.rstrip('/')}/records ({len(records)} rows)")
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -20,13 +20,15 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ..backends.base import (Backend, GenerationRequest, LoglikelihoodRequest, NonFiniteScoreError, Tokenization,
-                             check_finite)
-from ..backends.weights import refuse_pickle
+from ..backends.adapters import refuse_any_pickle
+from ..backends.base import (AUTO_BATCH, Backend, GenerationRequest, LoglikelihoodRequest, NonFiniteScoreError,
+                             Tokenization, check_finite)
+from ..backends.hub import is_hub_id, split_revision
+from ..backends.model_args import check_model_args, loading_model_args, scoring_model_args
 from ..records.schema import SCHEMA, empty_table, to_table
 from ..records.store import RUN_KEY_COLUMNS, dedupe
 from ..tasks.base import Item, Task, stable_hash
-from .fingerprint import model_fingerprint, resolve_model_dir
+from .fingerprint import model_fingerprint, resolve_model
 
 
 @dataclass
@@ -41,9 +43,10 @@ class EvalSettings:
     backend: str = "hf"
     #: float32 (default; exact on CPU), bfloat16, float16 or auto
     dtype: str = "float32"
-    #: cpu, cuda, cuda:1, or auto (GPU when available)
+    #: cpu, cuda, cuda:1, or auto (GPU when available; evaluate() stores the device it resolved to)
     device: str = "cpu"
-    batch_size: int = 16
+    #: sequences per forward pass, or "auto": the largest that fits on a GPU (16 on CPU)
+    batch_size: int | str = 16
     #: longest sequence fed to the model (default: the model's context length)
     max_length: int | None = None
     #: None follows the tokenizer's default (as lm-evaluation-harness does)
@@ -70,6 +73,9 @@ class EvalSettings:
     #: load weights that exist only as pickle (pytorch_model.bin), with torch.load(weights_only=True);
     #: off: such a model is refused (pickle can run code). Not a scoring setting.
     allow_pickle: bool = False
+    #: extra from_pretrained keywords (--model-args; backends.model_args checks them). Those that can
+    #: change a score enter the cache key; `revision` is the checkpoint's (resolved to its commit)
+    model_args: dict = field(default_factory=dict)
 
     def scoring_key(self) -> dict:
         return {
@@ -83,6 +89,7 @@ class EvalSettings:
             "max_new_tokens": self.max_new_tokens,
             # only when set, so hashes (and caches) from before this field existed stay valid
             **({"max_model_len": self.max_model_len} if self.max_model_len is not None else {}),
+            **({"model_args": scoring_model_args(self.model_args)} if scoring_model_args(self.model_args) else {}),
         }
 
     def settings_hash(self) -> str:
@@ -92,9 +99,11 @@ class EvalSettings:
         """Refuse settings no backend can score with (also after `dataclasses.replace`)."""
         from ..backends.base import BackendError
 
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise BackendError(f"--batch-size must be a whole number of at least 1 (sequences per forward pass), "
-                               f"got {self.batch_size!r}")
+        if self.batch_size != AUTO_BATCH and (isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int)
+                                              or self.batch_size < 1):
+            raise BackendError(f"--batch-size must be a whole number of at least 1 (sequences per forward pass) "
+                               f"or auto, got {self.batch_size!r}")
+        check_model_args(self.model_args)
         if self.max_length is not None and (not isinstance(self.max_length, int) or self.max_length < 2):
             raise BackendError(f"--max-length {self.max_length!r} is too short: the model would see at most one token, "
                                "so nothing of the prompt is left before a choice; give at least 2 tokens, or leave "
@@ -106,21 +115,57 @@ ProgressFn = Callable[[str, int, int], None]
 
 @dataclass
 class Checkpoint:
-    """A model to evaluate: where it is and what to call it in the records."""
+    """A model to evaluate: where it is and what to call it in the records.
+
+    `model` may name a hub revision, `org/name@REVISION` (split into `model` and
+    `revision` here; an existing local path with an `@` is a path). A hub
+    checkpoint is resolved once to its commit (`commit`, `folder`): that snapshot
+    is what is fingerprinted and loaded, even if the revision moves meanwhile.
+    """
 
     model: str
     name: str = ""
     gguf_file: str | None = None
+    revision: str | None = None
     fingerprint: str = field(default="", repr=False)
+    #: the hub commit `revision` resolved to (None: a local model)
+    commit: str | None = field(default=None, repr=False)
+    #: model arg `subfolder`: the weights are in this folder of the model
+    subfolder: str | None = field(default=None, repr=False)
+    _folder: Path | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
+        given = self.model
+        model, revision = split_revision(self.model)
+        if revision is not None:
+            self.model = model
+            self.with_revision(revision)
         if not self.name:
-            self.name = self.model
+            self.name = given
+
+    def with_revision(self, revision: str | None) -> None:
+        """Set the revision (from @REV, --revision or --model-args revision=); two different ones are an error."""
+        from ..backends.base import BackendError
+
+        if revision is None or revision == self.revision:
+            return
+        if self.revision is not None:
+            raise BackendError(f"{self.model}: two revisions given ({self.revision!r} and {revision!r}); give one")
+        self.revision = revision
 
     def resolve_fingerprint(self) -> str:
         if not self.fingerprint:
-            self.fingerprint = model_fingerprint(self.model, self.gguf_file)
+            if self.revision is not None or (is_hub_id(self.model) and not self.model.endswith(".gguf")):
+                source = resolve_model(self.model, self.revision)  # one resolution: fingerprint and load agree
+                self.commit, self._folder = source.commit, source.folder
+            self.fingerprint = model_fingerprint(self.model, self.gguf_file, revision=self.commit,
+                                                 subfolder=self.subfolder)
         return self.fingerprint
+
+    def load_path(self) -> str:
+        """What the backend loads: the resolved snapshot folder of a hub checkpoint, else `model`."""
+        self.resolve_fingerprint()
+        return str(self._folder) if self._folder is not None else self.model
 
 
 def evaluate(
@@ -136,6 +181,8 @@ def evaluate(
 
     `output_dir` is a local directory or a URL fsspec opens (records.fsstore)."""
     settings = settings or EvalSettings()
+    if backend is None:
+        settings = resolve_device_setting(settings)
     ckpt, model_fp = prepare_checkpoint(checkpoint, settings, check_pickle=backend is None)
     frames = []
     lazy = _LazyBackend(ckpt, settings, backend)
@@ -156,6 +203,15 @@ def evaluate(
     return pd.concat(frames, ignore_index=True)
 
 
+def resolve_device_setting(settings: EvalSettings) -> EvalSettings:
+    """`device="auto"` made concrete (CUDA when present, else CPU): records store the device scores came from."""
+    if settings.device != "auto":
+        return settings
+    from ..backends.hf import resolve_device
+
+    return replace(settings, device=resolve_device("auto"))
+
+
 def prepare_checkpoint(checkpoint: Checkpoint | str, settings: EvalSettings,
                        check_pickle: bool = True) -> tuple[Checkpoint, str]:
     """The checkpoint (its GGUF file from the settings if it names none) and its fingerprint; a model
@@ -163,9 +219,11 @@ def prepare_checkpoint(checkpoint: Checkpoint | str, settings: EvalSettings,
     ckpt = Checkpoint(checkpoint) if isinstance(checkpoint, str) else checkpoint
     if settings.gguf_file and not ckpt.gguf_file:
         ckpt.gguf_file = settings.gguf_file
+    ckpt.with_revision(settings.model_args.get("revision"))
+    ckpt.subfolder = ckpt.subfolder or settings.model_args.get("subfolder")
     model_fp = ckpt.resolve_fingerprint()
     if check_pickle and not ckpt.gguf_file and not settings.allow_pickle:
-        refuse_pickle(ckpt.model if Path(ckpt.model).exists() else resolve_model_dir(ckpt.model), False)
+        refuse_any_pickle(ckpt.load_path(), False)
     return ckpt, model_fp
 
 
@@ -174,10 +232,12 @@ def load_backend(ckpt: Checkpoint, settings: EvalSettings, threads: int | None =
     from ..backends import create_backend
 
     s = settings
+    loading = loading_model_args(s.model_args)
     return create_backend(
-        s.backend, ckpt.model, dtype=s.dtype, device=s.device, batch_size=s.batch_size,
+        s.backend, ckpt.load_path(), dtype=s.dtype, device=s.device, batch_size=s.batch_size,
         max_length=s.max_length, gguf_file=ckpt.gguf_file,
         trust_remote_code=s.trust_remote_code, threads=threads or s.threads, allow_pickle=s.allow_pickle,
+        **({"model_args": loading} if loading else {}),
         **({"gpu_memory_utilization": s.gpu_memory_utilization, "max_model_len": s.max_model_len,
             "tensor_parallel_size": s.tensor_parallel_size, "seed": s.seed} if s.backend == "vllm" else {}),
     )
@@ -276,6 +336,7 @@ def plan_task(ckpt: Checkpoint, model_fp: str, task: Task, root: Path | str, set
     if todo:
         run.write_meta({
             "checkpoint": ckpt.name, "model": ckpt.model, "model_fingerprint": model_fp,
+            **({"revision": ckpt.revision, "commit": ckpt.commit} if ckpt.commit else {}),
             "gguf_file": ckpt.gguf_file, "task": task.name, "task_fingerprint": task_fp,
             "task_source": task.source, "n_items": len(task.items), "settings": asdict(settings),
             "settings_hash": settings_hash, "run_key": run_key, "family_key": family, "started": time.time(),

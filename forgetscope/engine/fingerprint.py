@@ -5,15 +5,24 @@ a checkpoint elsewhere reuses its results, and overwriting a directory with
 new weights never reuses stale ones. Hashing a large file takes time, so each
 file's digest is remembered by (path, size, mtime) in a small JSON cache
 (backends.digests).
+
+A hub checkpoint (`org/name`, `org/name@REVISION`) is resolved to one commit
+(backends.hub) and that commit enters the fingerprint too: a branch that moved
+is a new model, a branch and its commit hash are one. A PEFT adapter folder is
+fingerprinted as its base model's fingerprint plus the adapter's files.
 """
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
+from ..backends.adapters import ADAPTER_CONFIG, is_adapter_dir, read_adapter
+from ..backends.base import BackendError
 from ..backends.digests import file_digest, load_digest_cache, save_digest_cache
 from ..backends.hf import split_gguf
+from ..backends.hub import is_hub_id, resolve_snapshot
 
 _MODEL_FILE_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
 _TOKENIZER_FILES = (
@@ -26,27 +35,44 @@ class FingerprintError(ValueError):
     """The model files could not be found or read."""
 
 
-def resolve_model_dir(model: str, revision: str | None = None) -> Path:
-    """A local directory for `model`: itself if local, else the HF cache snapshot."""
-    path = Path(model)
-    if path.exists():
-        return path
-    if model.startswith((".", "/", "~")) or model.count("/") > 1:
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a checkpoint's files are on local disk; `commit` is set for a hub checkpoint."""
+
+    folder: Path
+    commit: str | None = None
+
+
+def resolve_model(model: str, revision: str | None = None) -> ModelSource:
+    """The local folder of `model`: itself if local, else its hub snapshot at `revision` (resolved to a commit)."""
+    path = Path(model).expanduser()
+    if path.exists() and revision is None:
+        return ModelSource(path)
+    if not is_hub_id(model) and revision is None:
         raise FingerprintError(f"model path {model!r} does not exist; check the path")
     try:
-        from huggingface_hub import snapshot_download
-
-        return Path(snapshot_download(model, revision=revision))
-    except Exception as exc:  # offline, unknown repo, auth...
-        raise FingerprintError(
-            f"model {model!r} is neither a local directory nor available from the Hugging Face "
-            f"hub ({type(exc).__name__}); download it once or pass a local directory"
-        ) from None
+        snapshot = resolve_snapshot(model, revision)
+    except BackendError as exc:
+        raise FingerprintError(str(exc)) from None
+    return ModelSource(snapshot.folder, snapshot.commit)
 
 
-def model_files(model: str, gguf_file: str | None = None) -> list[Path]:
+def resolve_model_dir(model: str, revision: str | None = None) -> Path:
+    """A local directory for `model`: itself if local, else the HF cache snapshot."""
+    return resolve_model(model, revision).folder
+
+
+def model_files(model: str, gguf_file: str | None = None, *, revision: str | None = None,
+                subfolder: str | None = None) -> list[Path]:
     folder_str, gguf_file = split_gguf(model, gguf_file)
-    folder = resolve_model_dir(folder_str)
+    root = resolve_model(folder_str, revision).folder
+    return _folder_files(root, gguf_file, subfolder)
+
+
+def _folder_files(root: Path, gguf_file: str | None, subfolder: str | None) -> list[Path]:
+    folder = root / subfolder if subfolder else root
+    if subfolder and not folder.is_dir():
+        raise FingerprintError(f"{root}: no subfolder {subfolder!r} (model arg subfolder)")
     if gguf_file:
         target = folder / gguf_file
         if not target.is_file():
@@ -60,16 +86,53 @@ def model_files(model: str, gguf_file: str | None = None) -> list[Path]:
             raise FingerprintError(
                 f"{folder}: no weight files (*.safetensors, *.bin); is this a model directory?"
             )
-    files += [folder / name for name in _TOKENIZER_FILES if (folder / name).is_file()]
+    tokenizer_dirs = [folder, root] if subfolder else [folder]
+    seen = {p.name for p in files}
+    for where in tokenizer_dirs:
+        for name in _TOKENIZER_FILES:
+            if name not in seen and (where / name).is_file():
+                files.append(where / name)
+                seen.add(name)
     return files
 
 
-def model_fingerprint(model: str, gguf_file: str | None = None) -> str:
-    """32-hex-digit hash over the model's config, weight and tokenizer file contents."""
+def model_fingerprint(model: str, gguf_file: str | None = None, *, revision: str | None = None,
+                      subfolder: str | None = None) -> str:
+    """32-hex-digit hash over the model's config, weight and tokenizer file contents (and its hub commit)."""
+    folder_str, gguf_file = split_gguf(model, gguf_file)
+    if not gguf_file and revision is None and is_adapter_dir(folder_str):
+        return _adapter_fingerprint(Path(folder_str).expanduser())
+    source = resolve_model(folder_str, revision)
     cache = load_digest_cache()
     size_before = len(cache)
     digest = hashlib.blake2b(digest_size=16)
-    for path in model_files(model, gguf_file):
+    if source.commit:  # only then: local models keep the fingerprints they always had
+        digest.update(f"commit:{source.commit}".encode())
+    for path in _folder_files(source.folder, gguf_file, subfolder):
+        digest.update(path.name.encode())
+        digest.update(file_digest(path, cache).encode())
+    if len(cache) != size_before:
+        save_digest_cache(cache)
+    return digest.hexdigest()
+
+
+def _adapter_fingerprint(folder: Path) -> str:
+    """The base model's fingerprint, then the adapter's config, weights and tokenizer files."""
+    try:
+        adapter = read_adapter(folder, allow_pickle=True)  # fingerprinting reads bytes, never unpickles
+    except BackendError as exc:
+        raise FingerprintError(str(exc)) from None
+    if is_adapter_dir(adapter.base):
+        raise FingerprintError(f"{folder / ADAPTER_CONFIG}: its base {adapter.base} is an adapter too; point "
+                               "base_model_name_or_path at the full base model")
+    base = model_fingerprint(adapter.base, revision=adapter.base_revision)
+    cache = load_digest_cache()
+    size_before = len(cache)
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(f"base:{base}".encode())
+    files = [folder / ADAPTER_CONFIG, adapter.weights]
+    files += [folder / name for name in _TOKENIZER_FILES if (folder / name).is_file()]
+    for path in files:
         digest.update(path.name.encode())
         digest.update(file_digest(path, cache).encode())
     if len(cache) != size_before:

@@ -34,8 +34,8 @@ def noise_floor(
     read the first side's rows back.
     """
     ckpt = Checkpoint(checkpoint) if isinstance(checkpoint, str) else checkpoint
-    side_a = evaluate(Checkpoint(ckpt.model, ckpt.name, ckpt.gguf_file), tasks, Path(output_dir) / "a", settings_a,
-                      progress=progress)
-    side_b = evaluate(Checkpoint(ckpt.model, ckpt.name, ckpt.gguf_file), tasks, Path(output_dir) / "b", settings_b,
-                      progress=progress)
+    sides = [evaluate(Checkpoint(ckpt.model, ckpt.name, ckpt.gguf_file, ckpt.revision), tasks,
+                      Path(output_dir) / side, settings, progress=progress)
+             for side, settings in (("a", settings_a), ("b", settings_b))]
+    side_a, side_b = sides
     return noise_summary(side_a, side_b, metric=metric)

@@ -9,6 +9,7 @@ prompt template can never be silently compared against an old result.
 from __future__ import annotations
 
 import hashlib
+import math
 import json
 import re
 import string
@@ -20,6 +21,16 @@ Kind = Literal["multiple_choice", "generate"]
 
 class TaskError(ValueError):
     """A task could not be built from its source (message says where and how to fix)."""
+
+
+def item_limit(limit: int | float | None, n: int) -> int | None:
+    """How many of a task's `n` items `--limit` keeps: a whole number as it is, a fraction between 0 and 1
+    of them rounded up (lm-evaluation-harness's rule, int(ceil(n * x)))."""
+    if limit is None:
+        return None
+    if isinstance(limit, bool) or not limit > 0 or (limit >= 1 and limit != int(limit)):
+        raise TaskError(f"--limit {limit}: give a whole number of items (at least 1) or a fraction between 0 and 1")
+    return int(math.ceil(n * limit)) if limit < 1 else int(limit)
 
 
 def stable_hash(obj: object, n: int = 16) -> str:

@@ -26,7 +26,7 @@ from pydantic_core import PydanticCustomError
 from forgetscope.configio import NULL_REFUSED_CONFIG, Bool, ConfigFile, ConfigProblem, ExactInt, List, NullRefused, Str
 from forgetscope.configio import check as check_config
 from forgetscope.configio import read_config
-from forgetscope.tasks.base import GenerationConfig, Kind, Task, TaskError
+from forgetscope.tasks.base import GenerationConfig, Kind, Task, TaskError, item_limit
 from forgetscope.tasks.bigbench import load_bigbench, read_bigbench_json
 from forgetscope.tasks.builtin import Builtin, get_builtin
 from forgetscope.tasks.formats import DEFAULT_FEWSHOT_SEED, FewShotPool, PromptFormat, build_items
@@ -83,7 +83,8 @@ class TaskOptions:
     fewshot_source: str | None = None
     """A split name, or a path to a data file."""
     fewshot_seed: int | None = None
-    limit: int | None = None
+    limit: int | float | None = None
+    """First N items of each task, or a fraction below 1 of them (rounded up, as lm-eval's --limit)."""
     name: str | None = None
     include_path: tuple[str, ...] = ()
     """Folders (or files) of lm-evaluation-harness task YAMLs for `lmeval:NAME` tasks."""
@@ -215,8 +216,7 @@ class TaskSpec(NullRefused):
 
     def build(self) -> Task:
         """Load the rows, render every item, and return the Task."""
-        if self.limit is not None and self.limit < 1:
-            raise TaskError(f"limit must be at least 1, got {self.limit}")
+        item_limit(self.limit, 0)  # a bad limit fails before any loading
         if self.fewshot.k < 0:
             raise TaskError(f"the number of few-shot examples must be 0 or more, got {self.fewshot.k}")
         builtin = get_builtin(self.builtin) if self.builtin else None
@@ -228,7 +228,7 @@ class TaskSpec(NullRefused):
         fmt = self._format(loaded.fmt or (builtin.format if builtin else PromptFormat()), kind)
         pool, pool_from = self._fewshot_pool(builtin, loaded, docs, split, fmt)
         pool_note = self._describe_pool(pool, pool_from)
-        items = build_items(docs, fmt, where=loaded.rows.where, fewshot=pool, limit=self.limit)
+        items = build_items(docs, fmt, where=loaded.rows.where, fewshot=pool, limit=item_limit(self.limit, len(docs)))
         base_gen = builtin.generation if builtin and builtin.generation else GenerationConfig()
         notes = loaded.rows.notes + ([pool_note] if pool_note else [])
         source = loaded.rows.origin + (f" via built-in {builtin.name}" if builtin else "")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from forgetscope.tasks import load_task as load_task_spec
 from forgetscope.tasks import Task, TaskError, TaskOptions
+from forgetscope.tasks.base import item_limit
 from forgetscope.train.config import RunConfig, load_run_config
 from forgetscope.train.data import synthetic_generator
 from forgetscope.train.fields import ConfigError
@@ -56,9 +57,7 @@ def synthetic_task(arg: str, options: TaskOptions | None = None) -> Task:
                         f"{', '.join(t.name for t in tasks)}")
     task = tasks[0]
     if options.limit is not None:
-        if options.limit < 1:
-            raise TaskError(f"limit must be at least 1, got {options.limit}")
-        task = dataclasses.replace(task, items=task.items[: options.limit])
+        task = dataclasses.replace(task, items=task.items[: item_limit(options.limit, len(task.items))])
     return dataclasses.replace(task, name=options.name) if options.name else task
 
 

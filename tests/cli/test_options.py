@@ -60,8 +60,9 @@ def test_settings_come_from_the_options_by_name():
     settings = ScoringOptions(values).settings(seed=11)
     assert (settings.batch_size, settings.dtype, settings.max_model_len, settings.temperature, settings.repeats,
             settings.seed) == (3, "bfloat16", 512, 0.7, 2, 11)
+    # the command line's device is auto (resolved when scoring); the library's default stays cpu
     assert settings == EvalSettings(batch_size=3, dtype="bfloat16", max_model_len=512, temperature=0.7, repeats=2,
-                                    seed=11)
+                                    seed=11, device="auto")
 
 
 def test_a_command_cannot_declare_a_group_option_again():
