@@ -15,11 +15,21 @@ score a model, so `forgetscope --help` stays fast.
 from __future__ import annotations
 
 import typer
+from typer.core import TyperGroup
 
 from . import demo, gate, imports, merge, noise, report, risk, scoring, train
 from .common import exit_process
+from .options import optional_values
+
+class _App(TyperGroup):
+    """The command group; options that may go without their value get it first (options.optional_values)."""
+
+    def parse_args(self, ctx, args):  # type: ignore[no-untyped-def]
+        return super().parse_args(ctx, optional_values(args))
+
 
 app = typer.Typer(
+    cls=_App,
     help="Which benchmark items did a model forget or newly learn between two checkpoints?",
     no_args_is_help=True,
     add_completion=False,

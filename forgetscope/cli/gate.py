@@ -63,7 +63,7 @@ def gate(
         if is_records_path(baseline) and is_records_path(candidate):
             tasks = [_named(name) for name in task]
         else:
-            tasks = options.load_tasks(task)
+            tasks = options.load_tasks(task, [baseline, candidate])
         settings = options.settings(seed=seed)
         with ProgressBars() as progress:
             # a stored side loads only what the figures need (a fraction of the memory at scale)

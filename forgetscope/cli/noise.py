@@ -72,7 +72,7 @@ def noise(
     except ValueError as exc:
         fail(str(exc))
     try:
-        tasks = options.load_tasks(task)
+        tasks = options.load_tasks(task, [checkpoint])
         base = options.settings(seed=seed)  # repeats 1, greedy: EvalSettings' defaults
         settings_a = dataclasses.replace(base, **{key: value_a})
         settings_b = dataclasses.replace(base, **{key: value_b})

@@ -110,7 +110,7 @@ def _evaluate_sequence(checkpoints, task, output, metric, identical_only, n_boot
             sides += [(str(c.path), c.name) for c in RunManifest.read(arg).checkpoints]
         else:
             sides.append((arg, None))
-    tasks = options.load_tasks(task)
+    tasks = options.load_tasks(task, [arg for arg, _ in sides])
     with ProgressBars() as progress:
         # stored records: only what the figures need (a model side is evaluated and returned whole)
         frames = [records_for(arg, tasks, output, settings, name=name, progress=progress, columns=ANALYSIS_COLUMNS)

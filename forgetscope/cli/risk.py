@@ -40,7 +40,7 @@ def risk_command(
     from ..report.progress import ProgressBars
 
     try:
-        tasks = options.load_tasks(task)
+        tasks = options.load_tasks(task, [checkpoint, *history])
         settings = options.settings()
         with ProgressBars() as progress:
             records = records_for(checkpoint, tasks, output, settings, progress=progress)

@@ -31,7 +31,7 @@ def eval_command(
     from ..report.progress import ProgressBars
 
     try:
-        tasks = options.load_tasks(task)
+        tasks = options.load_tasks(task, [checkpoint])
         settings = options.settings(seed=seed)
         with ProgressBars() as progress:
             records = evaluate(Checkpoint(checkpoint, name=name or checkpoint), tasks, output, settings,
@@ -76,7 +76,7 @@ def compare(
     if show_items not in (None, "1to0", "0to1"):
         fail("--show-items takes 1to0 or 0to1")
     try:
-        tasks = options.load_tasks(task)
+        tasks = options.load_tasks(task, [checkpoint_a, checkpoint_b])
         settings = options.settings(seed=seed)
         with ProgressBars() as progress:
             comparison, before, after = compare_checkpoints(
