@@ -29,8 +29,8 @@ def load_chat_template(model: str, name: str | None = None, *, gguf_file: str | 
 def select_template(tokenizer: Any, name: str | None, model: str) -> tuple[str, str]:
     """(template source, its name), as lm_eval.api.model.TemplateLM.chat_template resolves it.
 
-    One template: it is used (a name is refused: there is nothing to choose, and lm-eval's
-    quiet fallback to the only template would hide a typo). Several (a dict): `name`, or
+    One template: it is used (a name other than `default` is refused: there is nothing to choose,
+    and lm-eval's quiet fallback to the only template would hide a typo). Several (a dict): `name`, or
     `default` when no name is given. None: the tokenizer has no chat template.
     """
     templates = getattr(tokenizer, "chat_template", None)
@@ -39,7 +39,7 @@ def select_template(tokenizer: Any, name: str | None, model: str) -> tuple[str, 
                         "then plain text), or use the model's chat variant, whose tokenizer_config.json (or "
                         "chat_template.jinja) holds one")
     if isinstance(templates, str):
-        if name:
+        if name and name != "default":
             raise TaskError(f"{model}: its tokenizer has one chat template, not several to choose from; give "
                             f"--apply-chat-template without the name {name!r}")
         return templates, "default"

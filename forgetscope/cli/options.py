@@ -134,7 +134,8 @@ def task_options(
         help="Few-shot examples as user/assistant turns (default with --apply-chat-template, as in lm-eval) or "
              "all in one user message.", rich_help_panel=TASKS_PANEL)] = None,
 ) -> None:
-    """How `--task` arguments become tasks (TaskOptions fields of the same names)."""
+    """How `--task` arguments become tasks (TaskOptions fields of the same names; the chat options become
+    TaskOptions.prompt, see ScoringOptions.prompt_style)."""
 
 
 @dataclass(frozen=True)
@@ -198,7 +199,6 @@ class ScoringOptions:
         if duplicates:  # an error, not a fail(): the gate still writes its CI outputs
             raise TaskError(f"two tasks are named {', '.join(sorted(duplicates))}; rename one (spec `name:`)")
         return tasks
-
 
     def prompt_style(self, checkpoints: Sequence[str]) -> PromptStyle | None:
         """The chat template (from the models' tokenizer) and system instruction of the command line.

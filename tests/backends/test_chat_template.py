@@ -50,6 +50,7 @@ def test_an_unknown_name_lists_the_names(two_templates_dir, name, message):
 def test_a_name_for_a_tokenizer_with_one_template_is_refused(chat_llama_dir):
     with pytest.raises(TaskError, match="one chat template"):
         load_chat_template(str(chat_llama_dir), "terse")
+    assert load_chat_template(str(chat_llama_dir), "default").name == "default"  # its one template is the default
 
 
 def test_no_template_is_one_clear_error(tiny_llama_dir):
