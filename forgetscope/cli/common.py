@@ -31,6 +31,20 @@ def console():
     return Console(stderr=False, width=width)
 
 
+def print_table(out, table, wide: bool = False) -> None:
+    """Print a rich table; a `--wide` one at its natural width, never cut to the terminal's (the terminal
+    wraps its lines instead: every figure stays whole)."""
+    if not wide:
+        out.print(table)
+        return
+    width = out.width
+    out.width = max(width, out.measure(table, options=out.options.update_width(10_000)).maximum)
+    try:
+        out.print(table, crop=False)
+    finally:
+        out.width = width
+
+
 def input_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that mean bad input, reported as one line with exit code 2 (a cluster that lost a
     unit's worker too often: one line, exit code 1, see `exit_code`)."""

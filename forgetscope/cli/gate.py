@@ -25,8 +25,10 @@ from .options import SCORING_GROUPS, OutputOpt, ScoringOptions, SeedOpt, TaskOpt
 
 @with_groups(*SCORING_GROUPS)
 def gate(
-    baseline: Annotated[str, typer.Option(help="Before: a records file/dir (no re-run) or a model.")],
-    candidate: Annotated[str, typer.Option(help="After: a model, or a records file/dir (e.g. imported logs).")],
+    baseline: Annotated[str, typer.Option(
+        help="Before: a records file/dir (no re-run) or a model; NAME=PATH shows it as NAME.")],
+    candidate: Annotated[str, typer.Option(
+        help="After: a model, or a records file/dir (e.g. imported logs); NAME=PATH shows it as NAME.")],
     task: TaskOpt = [],  # noqa: B006 - typer needs a literal default
     config: Annotated[Optional[Path], typer.Option(
         help="Thresholds per task/category: a .yaml or .toml file (see docs/gate.md).")] = None,
@@ -56,14 +58,17 @@ def gate(
     from ..report.progress import ProgressBars
     from ..records.schema import ANALYSIS_COLUMNS
 
+    from .labels import split_label
+
     outputs = {"markdown": markdown, "junit": junit, "json": json_path}
+    (baseline_label, baseline), (candidate_label, candidate) = split_label(baseline), split_label(candidate)
     message = None
     try:
         gate_config = load_config(config, max_forgetting=max_forgetting, alpha=alpha, holm=holm, metric=metric)
         if is_records_path(baseline) and is_records_path(candidate):
             tasks = [_named(name) for name in task]
         else:
-            tasks = options.load_tasks(task)
+            tasks = options.load_tasks(task, [baseline, candidate])
         settings = options.settings(seed=seed)
         with ProgressBars() as progress:
             # a stored side loads only what the figures need (a fraction of the memory at scale)
@@ -74,7 +79,7 @@ def gate(
         comparison = compare_records(before, after, metric=gate_config.metric, identical_only=identical_only,
                                      n_bootstrap=0)
         result = decide(comparison, gate_config, tasks=[t.name for t in tasks] or None,
-                        baseline=baseline, candidate=candidate)
+                        baseline=baseline_label or baseline, candidate=candidate_label or candidate)
     except typer.Exit as exc:  # refused with its own message already printed
         if exc.exit_code:
             _write_error("the gate's inputs were refused (see the error printed before this)", outputs)

@@ -67,12 +67,15 @@ def noise(
     from ..engine.noise import noise_floor
     from ..report.progress import ProgressBars
 
+    from .labels import checkpoint_labels
+
     try:
         key, (value_a, value_b) = parse_vary(vary)
     except ValueError as exc:
         fail(str(exc))
+    (label,), (checkpoint,) = checkpoint_labels([checkpoint])
     try:
-        tasks = options.load_tasks(task)
+        tasks = options.load_tasks(task, [checkpoint])
         base = options.settings(seed=seed)  # repeats 1, greedy: EvalSettings' defaults
         settings_a = dataclasses.replace(base, **{key: value_a})
         settings_b = dataclasses.replace(base, **{key: value_b})
@@ -81,7 +84,7 @@ def noise(
                                 progress=progress)
     except input_errors() as exc:
         fail(str(exc))
-    _print(table, f"{checkpoint}: {key} = {value_a} vs {value_b}   metric = {metric}")
+    _print(table, f"{label}: {key} = {value_a} vs {value_b}   metric = {metric}")
     if json_path:
         from ..records.store import atomic_write_text
 
@@ -96,8 +99,11 @@ def _print(table: pd.DataFrame, title: str) -> None:
     from rich.table import Table
 
     out = Table(title=title, title_justify="left", header_style="bold")
-    for header in ("task", "N", "0→1", "1→0", "flip rate", "max |Δll|", "suggested --flip-tolerance"):
-        out.add_column(header, justify="left" if header == "task" else "right")
+    for header in ("task", "N", "0→1", "1→0", "flip rate", "max |Δll|", "suggested\n--flip-tolerance"):
+        if header == "task":
+            out.add_column(header, overflow="fold")
+        else:
+            out.add_column(header, justify="right", no_wrap=True)
     for row in table.itertuples(index=False):
         dll = "–" if pd.isna(row.max_abs_dll) else f"{row.max_abs_dll:.2e}"
         tol = "–" if pd.isna(row.suggested_flip_tolerance) else f"{row.suggested_flip_tolerance:.2e}"

@@ -17,13 +17,14 @@ import functools
 import inspect
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional, Sequence
 
 import typer
 
 if TYPE_CHECKING:  # the evaluator loads only when a command runs
     from ..engine.evaluate import EvalSettings
     from ..tasks.base import Task
+    from ..tasks.chat import PromptStyle
 
 # ------------------------------------------------------------------ single options
 TaskOpt = Annotated[list[str], typer.Option(
@@ -31,11 +32,11 @@ TaskOpt = Annotated[list[str], typer.Option(
     help="Task: a built-in name (see `forgetscope tasks`), NAME=LOCAL_PATH for a built-in over local "
          "files, a .jsonl/.csv/.parquet file, a BIG-bench task.json, a .yaml task spec, or lmeval:NAME (a task of "
          "lm-evaluation-harness). Repeatable.")]
-OutputOpt = Annotated[Path, typer.Option("--output", "-o", "--output_path",
+OutputOpt = Annotated[Path, typer.Option("--output", "-o",
                                          help="Results directory (also the cache).")]
 #: the results directory of a command that can score on a cluster: a str, so that a URL stays a URL
 ResultsOpt = Annotated[str, typer.Option(
-    "--output", "-o", "--output_path", help="Results directory (also the cache): a path, or a URL fsspec opens (s3://, gs://, "
+    "--output", "-o", help="Results directory (also the cache): a path, or a URL fsspec opens (s3://, gs://, "
                            "file://) that every worker of a cluster reaches.")]
 SeedOpt = Annotated[int, typer.Option(help="Base seed for sampling and few-shot draws.")]
 DEVICE_HELP = "cpu, cuda, cuda:N or auto."
@@ -63,11 +64,11 @@ def model_options(
     dtype: Annotated[str, typer.Option(
         help="float32, bfloat16, float16 or auto.", rich_help_panel=MODEL_PANEL)] = "float32",
     batch_size: Annotated[str, typer.Option(
-        "--batch-size", "-b", "--batch_size",
+        "--batch-size", "-b",
         help="Sequences per forward pass (does not change scores), or auto: on a GPU the largest that fits "
              "(halving from 256 on out-of-memory, once per model), on CPU 16.", rich_help_panel=MODEL_PANEL)] = "16",
     model_args: Annotated[Optional[str], typer.Option(
-        "--model-args", "--model_args",
+        "--model-args",
         help="key=value,... passed to from_pretrained (as lm-eval's --model_args): attn_implementation, "
              "revision, subfolder, ...; they enter the cache key.", rich_help_panel=MODEL_PANEL)] = None,
     max_length: Annotated[Optional[int], typer.Option(
@@ -118,7 +119,7 @@ def task_options(
         help="Score only the first N items of each task, or a fraction below 1 of them (rounded up, as "
              "lm-eval's --limit).", rich_help_panel=TASKS_PANEL)] = None,
     num_fewshot: Annotated[Optional[int], typer.Option(
-        "--num-fewshot", "--num_fewshot", help="Few-shot examples per item.", rich_help_panel=TASKS_PANEL)] = None,
+        "--num-fewshot", help="Few-shot examples per item.", rich_help_panel=TASKS_PANEL)] = None,
     fewshot_source: Annotated[Optional[str], typer.Option(
         help="Where few-shot examples come from: a split name (train, validation) or a file of items.",
         rich_help_panel=TASKS_PANEL)] = None,
@@ -132,8 +133,23 @@ def task_options(
         "--include-path", help="Folder of lm-evaluation-harness task YAMLs for --task lmeval:NAME, as lm-eval's "
                                "--include_path (its YAML may run Python beside it: only folders you trust). "
                                "Repeatable.", rich_help_panel=TASKS_PANEL)] = [],  # noqa: B006 - typer needs a literal
+    apply_chat_template: Annotated[Optional[str], typer.Option(
+        "--apply-chat-template", metavar="[NAME]",
+        help="Render each prompt with the model's chat template, as lm-eval's --apply_chat_template: the "
+             "messages with the generation prompt, each choice scored as the assistant's answer. NAME picks one "
+             "of several templates of the tokenizer (write --apply-chat-template=NAME).",
+        rich_help_panel=TASKS_PANEL)] = None,
+    system_instruction: Annotated[Optional[str], typer.Option(
+        help="A system message before each prompt (joined with the task's description), as lm-eval's "
+             "--system_instruction; without a chat template, plain text before the prompt.",
+        rich_help_panel=TASKS_PANEL)] = None,
+    fewshot_as_multiturn: Annotated[Optional[bool], typer.Option(
+        "--fewshot-as-multiturn/--no-fewshot-as-multiturn",
+        help="Few-shot examples as user/assistant turns (default with --apply-chat-template, as in lm-eval) or "
+             "all in one user message.", rich_help_panel=TASKS_PANEL)] = None,
 ) -> None:
-    """How `--task` arguments become tasks (TaskOptions fields of the same names)."""
+    """How `--task` arguments become tasks (TaskOptions fields of the same names; the chat options become
+    TaskOptions.prompt, see ScoringOptions.prompt_style)."""
 
 
 def executor_options(
@@ -234,26 +250,122 @@ class ScoringOptions:
         return ExecutorChoice(self.values.get("executor", "local"), self.values.get("ray_address"),
                               self.values.get("ray_workers"))
 
-    def load_tasks(self, specs: list[str]) -> list[Task]:
-        """Tasks of the --task arguments (synthetic ones included), with the task options applied."""
+    def load_tasks(self, specs: list[str], checkpoints: Sequence[str] = ()) -> list[Task]:
+        """Tasks of the --task arguments (synthetic ones included), with the task options applied.
+
+        `checkpoints`: the command's models (records paths among them are skipped); with
+        --apply-chat-template the prompts are rendered with their tokenizer's template.
+        """
         from ..tasks import TaskOptions
         from ..tasks.base import TaskError
         from ..tasks.lmeval import is_lmeval_task
         from ..train.tasks import load_task
 
-        values = {name: self.values[name] for name in TASKS.names}
+        values = {name: self.values[name] for name in TASKS.names if name not in CHAT_OPTIONS}
         values["include_path"] = tuple(values["include_path"] or ())
         if values["limit"] is not None and values["limit"] == int(values["limit"]):
             values["limit"] = int(values["limit"])  # --limit 10 is ten items (typer reads a float)
         if values["include_path"] and not any(is_lmeval_task(spec) for spec in specs):
             raise TaskError("--include-path applies to lmeval: tasks only (--task lmeval:NAME)")
-        options = TaskOptions(**values)
+        options = TaskOptions(**values, prompt=self.prompt_style(checkpoints) if specs else None)
         tasks = [load_task(spec, options=options) for spec in specs]
         names = [t.name for t in tasks]
         duplicates = {n for n in names if names.count(n) > 1}
         if duplicates:  # an error, not a fail(): the gate still writes its CI outputs
             raise TaskError(f"two tasks are named {', '.join(sorted(duplicates))}; rename one (spec `name:`)")
         return tasks
+
+    def prompt_style(self, checkpoints: Sequence[str]) -> PromptStyle | None:
+        """The chat template (from the models' tokenizer) and system instruction of the command line.
+
+        Every model among `checkpoints` must have the same template (the same source and special
+        tokens): otherwise their prompts would differ and no item could be compared.
+        """
+        from ..tasks.base import TaskError
+        from ..tasks.chat import PromptStyle
+
+        name = self.values.get("apply_chat_template")
+        system = self.values.get("system_instruction")
+        multiturn = self.values.get("fewshot_as_multiturn")
+        if name is None:
+            if multiturn:
+                raise TaskError("--fewshot-as-multiturn needs --apply-chat-template (as in lm-eval)")
+            return PromptStyle(system_instruction=system) if system is not None else None
+        templates = [self._chat_template(model, name) for model in _models(checkpoints)]
+        if not templates:
+            raise TaskError("--apply-chat-template renders the prompts with a model's tokenizer, and no checkpoint "
+                            "here is a model (stored records keep the prompts they were scored with)")
+        different = [t for t in templates if t.digest != templates[0].digest]
+        if different:
+            raise TaskError(f"{templates[0].origin} and {different[0].origin} have different chat templates, so "
+                            "their prompts would differ and no item could be paired; evaluate them separately "
+                            "(one `eval` each) or without --apply-chat-template")
+        return PromptStyle(chat=templates[0], system_instruction=system,
+                           fewshot_as_multiturn=True if multiturn is None else multiturn)
+
+    def _chat_template(self, model: str, name: str):
+        from ..backends.chat import load_chat_template
+
+        return load_chat_template(model, name or None, gguf_file=self.values.get("gguf_file"),
+                                  trust_remote_code=bool(self.values.get("trust_remote_code")),
+                                  revision=self.values.get("revision"))
+
+
+#: task options that shape the prompt (ScoringOptions.prompt_style), not TaskOptions fields
+CHAT_OPTIONS = ("apply_chat_template", "system_instruction", "fewshot_as_multiturn")
+#: options whose value may be left out (`--apply-chat-template` alone: the tokenizer's default template)
+OPTIONAL_VALUE = ("--apply-chat-template",)
+
+#: lm-evaluation-harness's spellings, accepted for habit's sake; rewritten before parsing, so --help
+#: lists each option once, under forgetscope's name
+LM_EVAL_SPELLINGS = {
+    "--num_fewshot": "--num-fewshot", "--batch_size": "--batch-size", "--model_args": "--model-args",
+    "--output_path": "--output", "--apply_chat_template": "--apply-chat-template",
+    "--system_instruction": "--system-instruction", "--fewshot_as_multiturn": "--fewshot-as-multiturn",
+}
+
+
+def lm_eval_spellings(args: Sequence[str]) -> list[str]:
+    """The command line with lm-eval's underscore option names (`--num_fewshot 5`, `--batch_size=8`) in
+    forgetscope's spelling; words after `--` are left alone."""
+    out = list(args)
+    end = out.index("--") if "--" in out else len(out)
+    for i in range(end):
+        name, eq, value = out[i].partition("=")
+        if name in LM_EVAL_SPELLINGS:
+            out[i] = LM_EVAL_SPELLINGS[name] + eq + value
+    return out
+
+
+def optional_values(args: Sequence[str]) -> list[str]:
+    """The command line with every OPTIONAL_VALUE option given its value explicitly (`--opt=` when none).
+
+    As lm-eval's `--apply_chat_template [NAME]` (argparse nargs="?"), the next word is the value unless it
+    is an option; and, since forgetscope commands also take checkpoints, unless it looks like one (a path
+    that exists, or anything with a `/` or `.`): `eval --apply-chat-template ./model` applies the default
+    template to ./model. `--apply-chat-template=NAME` is never ambiguous.
+    """
+    out = list(args)
+    end = out.index("--") if "--" in out else len(out)
+    for i in range(end):
+        if out[i] in OPTIONAL_VALUE:
+            following = out[i + 1] if i + 1 < end else None
+            if following is None or not _is_value(following):
+                out[i] += "="
+    return out
+
+
+def _is_value(word: str) -> bool:
+    import re
+
+    return bool(re.fullmatch(r"[A-Za-z0-9_-]+", word)) and not word.startswith("-") and not Path(word).exists()
+
+
+def _models(checkpoints: Sequence[str]) -> list[str]:
+    """The checkpoints that are models (not stored records), each once."""
+    from ..engine.compare import is_records_path
+
+    return list(dict.fromkeys(c for c in checkpoints if not is_records_path(c)))
 
 
 def with_groups(*groups: OptionGroup) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

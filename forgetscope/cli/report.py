@@ -20,7 +20,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import console, exit_code, fail, input_errors
+from .common import console, exit_code, fail, input_errors, print_table
 from .executor import running
 from .options import EXECUTOR, SCORING_GROUPS, MetricOpt, ResultsOpt, ScoringOptions, SeedOpt, TaskOpt, with_groups
 
@@ -53,7 +53,8 @@ def _sequence_errors():
 def sequence(
     checkpoints: Annotated[list[str], typer.Argument(
         help="Checkpoints in training order: model dirs, hub ids, .gguf files, records files/dirs, or a run's "
-             "manifest.json (or its directory), which stands for all its checkpoints.")],
+             "manifest.json (or its directory), which stands for all its checkpoints. NAME=PATH labels one "
+             "NAME in the output.")],
     task: TaskOpt = [],  # noqa: B006 - typer needs a literal default
     output: ResultsOpt = "forgetscope-results",
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the tables as JSON here.")] = None,
@@ -65,6 +66,9 @@ def sequence(
     revisions: Annotated[Optional[str], typer.Option(
         help="R1,R2,...: follow one hub CHECKPOINT through these revisions in this order (e.g. a Pythia's "
              "step1000,step2000); each is labelled by its revision.")] = None,
+    wide: Annotated[bool, typer.Option(
+        help="Show every figure of the pair tables (F, F chance, F max, BT with 95% CIs), not only the essential.")]
+    = False,
     *,
     options: ScoringOptions,
 ) -> None:
@@ -85,6 +89,7 @@ def sequence(
                  "sequence ORG/NAME --revisions R1,R2")
         checkpoints = [f"{checkpoints[0]}@{r}" for r in names]
     stored = not task and all(is_records_path(a) and not is_manifest(a) for a in checkpoints)
+    labels: dict[str, str] = {}
     try:
         if manifest is not None or order or stored:  # stored results: ordered as `report` orders them
             if task:
@@ -92,11 +97,11 @@ def sequence(
             seq, _ = load_sequence([Path(a) for a in checkpoints], order, manifest, minimal=True, note=_note,
                                    metric=metric, identical_only=identical_only, n_bootstrap=n_bootstrap, seed=seed)
         else:
-            seq = _evaluate_sequence(checkpoints, task, output, metric, identical_only, n_bootstrap, seed,
-                                     options.settings(seed=seed), options, names)
+            seq, labels = _evaluate_sequence(checkpoints, task, output, metric, identical_only, n_bootstrap, seed,
+                                             options.settings(seed=seed), options, names)
     except _sequence_errors() as exc:
         fail(str(exc), exit_code(exc))
-    _print_sequence(seq, show)
+    _print_sequence(seq, show, labels, wide)
     if json_path:
         from ..records.store import atomic_write_text
 
@@ -109,26 +114,31 @@ def sequence(
 
 def _evaluate_sequence(checkpoints, task, output, metric, identical_only, n_bootstrap, seed, settings,
                        options: ScoringOptions, names: list[str] | None = None):
-    """Evaluate (through the cache) every checkpoint, a manifest standing for its checkpoints; on Ray,
-    the units of all checkpoints at once."""
+    """Evaluate (through the cache) every checkpoint, a manifest standing for its checkpoints (on Ray,
+    the units of all checkpoints at once); also the NAME=PATH labels (checkpoint name in the records -> label)."""
     from ..analysis.sequence import RunManifest, checkpoint_sequence, is_manifest
     from ..engine.compare import is_records_path, record_evaluated_order, records_for_sides
     from ..records.schema import ANALYSIS_COLUMNS
+    from .labels import split_label
 
-    sides: list[tuple[str, str | None]] = []
+    sides: list[tuple[str, str | None, str | None]] = []  # (checkpoint, name in the records, label)
     for i, arg in enumerate(checkpoints):
-        if is_manifest(arg):
-            sides += [(str(c.path), c.name) for c in RunManifest.read(arg).checkpoints]
+        label, path = split_label(arg)
+        if is_manifest(path):
+            sides += [(str(c.path), c.name, None) for c in RunManifest.read(path).checkpoints]
         else:
-            sides.append((arg, names[i] if names else None))
-    tasks = options.load_tasks(task)
+            sides.append((path, names[i] if names else None, label or (names[i] if names else None)))
+    tasks = options.load_tasks(task, [arg for arg, _, _ in sides])
     with running(options.executor()) as executor:
         # stored records: only what the figures need (a model side is evaluated and returned whole)
-        frames = records_for_sides(sides, tasks, output, settings, executor=executor, columns=ANALYSIS_COLUMNS)
-    if not all(is_records_path(arg) for arg, _ in sides):  # models were evaluated into output: keep their order
+        frames = records_for_sides([(arg, name) for arg, name, _ in sides], tasks, output, settings,
+                                   executor=executor, columns=ANALYSIS_COLUMNS)
+    if not all(is_records_path(arg) for arg, _, _ in sides):  # models were evaluated into output: keep their order
         record_evaluated_order(output, frames)
+    labels = {str(frame["checkpoint"].iloc[0]): label for frame, (_, _, label) in zip(frames, sides)
+              if label and len(frame)}
     return checkpoint_sequence(frames, metric=metric, identical_only=identical_only, n_bootstrap=n_bootstrap,
-                               seed=seed)
+                               seed=seed), labels
 
 
 def heatmap(
@@ -228,6 +238,25 @@ def sequence_json(seq) -> dict:
             "consecutive": rows(seq.consecutive()), "from_first": rows(seq.from_first()), "notes": seq.notes}
 
 
+#: headers of the sequence summary on two lines, so it reads at 100 columns
+SUMMARY_HEADERS = {"n": "N", "acc_first": "acc\nfirst", "acc_last": "acc\nlast", "never_learned": "never\nlearned",
+                   "unforgettable": "unforget-\ntable", "forgotten_at_least_once": "forgotten\n≥ once",
+                   "forgetting_events": "forgetting\nevents", "learning_events": "learning\nevents"}
+
+
+def _summary_cell(value) -> str:
+    """A cell of the sequence summary: counts as counts (averaged ones with their decimals), rates to 3 places."""
+    import numbers
+
+    from ..report.tables import format_value
+
+    if isinstance(value, numbers.Integral):
+        return str(value)
+    if isinstance(value, numbers.Real):
+        return format_value(value, ".3f")
+    return str(value)
+
+
 def _write_items(seq, path: Path) -> None:
     import io
 
@@ -242,14 +271,14 @@ def _write_items(seq, path: Path) -> None:
         atomic_write_bytes(path, items.to_csv(index=False).encode("utf-8"))
 
 
-def _print_sequence(seq, show: int) -> None:
+def _print_sequence(seq, show: int, labels: dict[str, str] | None = None, wide: bool = False) -> None:
     from rich.table import Table
 
     from ..records.checkpoint_order import short_names
-    from ..report.tables import comparison_table
+    from ..report.tables import comparison_table, wide_hint
 
     out = console()
-    short = dict(zip(seq.checkpoints, short_names(seq.checkpoints)))
+    short = {**dict(zip(seq.checkpoints, short_names(seq.checkpoints))), **(labels or {})}
     for note in seq.notes:
         out.print(f"[yellow]{note}[/yellow]")
     if len(seq.dropped):
@@ -261,17 +290,21 @@ def _print_sequence(seq, show: int) -> None:
     def labelled(frame):
         return frame.assign(before=frame["before"].map(short), after=frame["after"].map(short))
 
-    out.print(comparison_table(labelled(seq.consecutive()), "consecutive checkpoints", ["task", "before", "after"]))
+    print_table(out, comparison_table(labelled(seq.consecutive()), "consecutive checkpoints",
+                                      ["task", "before", "after"], wide=wide), wide)
     if len(seq.checkpoints) > 2:
-        out.print(comparison_table(labelled(seq.from_first()), "relative to the first checkpoint",
-                                       ["task", "before", "after"]))
+        print_table(out, comparison_table(labelled(seq.from_first()), "relative to the first checkpoint",
+                                          ["task", "before", "after"], wide=wide), wide)
+    if not wide:
+        out.print(f"[dim]{wide_hint(files='--json')}[/dim]")
     summary = seq.task_summary()
     table = Table(title="items along the sequence (rows = items × repeats)", title_justify="left",
                   header_style="bold")
     for column in summary.columns:
-        table.add_column(column.replace("_", " "), justify="left" if column == "task" else "right")
+        table.add_column(SUMMARY_HEADERS.get(column, column.replace("_", " ")),
+                         justify="left" if column == "task" else "right", overflow="fold", no_wrap=column != "task")
     for row in summary.itertuples(index=False):
-        table.add_row(*(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row))
+        table.add_row(*(_summary_cell(v) for v in row))
     out.print(table)
     if show > 0:
         ranked = seq.items[seq.items["forgetting_events"] > 0].sort_values("forgetting_events", ascending=False,
@@ -279,7 +312,7 @@ def _print_sequence(seq, show: int) -> None:
         listed = Table(title="most often forgotten items (trajectory: one digit per checkpoint)",
                        title_justify="left", header_style="bold")
         for column in ("task", "item_id", "repeat", "trajectory", "forgetting events", "first learned"):
-            listed.add_column(column)
+            listed.add_column(column, overflow="fold")
         for row in ranked.itertuples(index=False):
             first = short.get(row.first_learned, "never") if row.first_learned else "never"
             listed.add_row(str(row.task), str(row.item_id), str(row.repeat), row.trajectory,

@@ -39,8 +39,11 @@ def risk_command(
     from ..records.store import atomic_write_bytes
     from ..report.progress import ProgressBars
 
+    from .labels import checkpoint_labels
+
+    (label,), (checkpoint,) = checkpoint_labels([checkpoint])
     try:
-        tasks = options.load_tasks(task)
+        tasks = options.load_tasks(task, [checkpoint, *history])
         settings = options.settings()
         with ProgressBars() as progress:
             records = records_for(checkpoint, tasks, output, settings, progress=progress)
@@ -50,7 +53,7 @@ def risk_command(
         fail(str(exc))
     out = console()
     right = ranked[ranked["correct"]]
-    table = Table(title=f"{checkpoint}: {len(right)} of {len(ranked)} items right; most at risk first "
+    table = Table(title=f"{label}: {len(right)} of {len(ranked)} items right; most at risk first "
                         "(risk = −gold margin)", title_justify="left", header_style="bold")
     shown = [c for c in ranked.columns if c != "correct"]
     for name in shown:

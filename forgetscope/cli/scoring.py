@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import console, exit_code, fail, input_errors
+from .common import console, exit_code, fail, input_errors, print_table
 from .executor import running
 from .options import (
     EXECUTOR, SCORING_GROUPS, FlipTolOpt, MetricOpt, ResultsOpt, ScoringOptions, SeedOpt, TaskOpt, with_groups,
@@ -36,7 +36,7 @@ def eval_command(
     from ..engine.executor import EvalJob
 
     try:
-        tasks = options.load_tasks(task)
+        tasks = options.load_tasks(task, [checkpoint])
         settings = options.settings(seed=seed)
         label = name or (f"{checkpoint}@{revision}" if revision else checkpoint)
         with running(options.executor()) as executor:
@@ -54,11 +54,18 @@ def eval_command(
 
 @with_groups(*SCORING_GROUPS, EXECUTOR)
 def compare(
-    checkpoint_a: Annotated[str, typer.Argument(help="Before: model dir, hub id, .gguf, or a records file/dir.")],
-    checkpoint_b: Annotated[str, typer.Argument(help="After: model dir, hub id, .gguf, or a records file/dir.")],
+    checkpoint_a: Annotated[str, typer.Argument(
+        help="Before: model dir, hub id, .gguf, or a records file/dir; NAME=PATH labels it NAME in the output.")],
+    checkpoint_b: Annotated[str, typer.Argument(
+        help="After: model dir, hub id, .gguf, or a records file/dir; NAME=PATH labels it NAME in the output.")],
     task: TaskOpt = [],  # noqa: B006 - typer needs a literal default
     output: ResultsOpt = "forgetscope-results",
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the figures as JSON here.")] = None,
+    csv_path: Annotated[Optional[Path], typer.Option(
+        "--csv", help="Write every figure as CSV here (one row per task, category and overall).")] = None,
+    wide: Annotated[bool, typer.Option(
+        help="Show every figure (F, F chance, F max, BT with 95% CIs, unstable flips), not only the essential.")]
+    = False,
     show_items: Annotated[Optional[str], typer.Option(help="List items with this transition: 1to0 or 0to1.")] = None,
     max_items: Annotated[int, typer.Option(help="Most items listed by --show-items.")] = 20,
     metric: MetricOpt = "acc",
@@ -76,12 +83,14 @@ def compare(
     from ..analysis.distances import score_columns
     from ..engine.compare import compare_checkpoints
     from ..records.schema import ANALYSIS_COLUMNS
-    from ..report.tables import comparison_table, items_table
+    from ..report.tables import comparison_table, items_table, wide_hint
+    from .labels import checkpoint_labels
 
     if show_items not in (None, "1to0", "0to1"):
         fail("--show-items takes 1to0 or 0to1")
+    (label_a, label_b), (checkpoint_a, checkpoint_b) = checkpoint_labels([checkpoint_a, checkpoint_b])
     try:
-        tasks = options.load_tasks(task)
+        tasks = options.load_tasks(task, [checkpoint_a, checkpoint_b])
         settings = options.settings(seed=seed)
         with running(options.executor()) as executor:
             comparison, before, after = compare_checkpoints(
@@ -100,22 +109,31 @@ def compare(
                       f"{row['n_only_after']} only in B)[/yellow]")
     for note in comparison.notes:
         out.print(f"[yellow]{note}[/yellow]")
-    out.print(comparison_table(comparison.tasks, f"A = {checkpoint_a}   B = {checkpoint_b}   metric = {metric}",
-                                   ["task"]))
+    print_table(out, comparison_table(comparison.tasks, f"A = {label_a}   B = {label_b}   metric = {metric}",
+                                      ["task"], wide=wide), wide)
     if categories and len(comparison.categories):
-        out.print(comparison_table(comparison.categories, "per category", ["task", "category"]))
-    out.print(comparison_table(comparison.overall.assign(scope="overall"), "overall (from items)", ["scope"]))
+        print_table(out, comparison_table(comparison.categories, "per category", ["task", "category"], wide=wide),
+                    wide)
+    print_table(out, comparison_table(comparison.overall.assign(scope="overall"), "overall (from items)", ["scope"],
+                                      wide=wide), wide)
     if flip_tolerance > 0 and comparison.flip_tolerance is None:
         out.print("[yellow]unstable flips not counted: the records lack loglikelihoods[/yellow]")
-    if comparison.flip_tolerance is not None:
+    if comparison.flip_tolerance is not None and wide:
         out.print(f"unstable: of the 1→0 and 0→1 flips, those whose decision margin is below "
                       f"{comparison.flip_tolerance:g} nats before or after (numeric noise can flip them); "
                       "F and BT still count every flip")
+    if not wide:
+        out.print(f"[dim]{wide_hint(comparison.flip_tolerance is not None)}[/dim]")
     if json_path:  # before the item list: the figures are written even if listing fails
         from ..records.store import atomic_write_text
 
         atomic_write_text(json_path, json.dumps(comparison.to_json_dict(), indent=2))
         out.print(f"wrote {json_path}")
+    if csv_path:
+        from ..records.store import atomic_write_bytes
+
+        atomic_write_bytes(csv_path, figures_csv(comparison).encode("utf-8"))
+        out.print(f"wrote {csv_path}")
     if show_items:
         from ..analysis import transition_items
         from ..engine.compare import is_records_path
@@ -133,6 +151,18 @@ def compare(
             fail(str(exc))
         shown = describe_items(listed, before, after, metric)
         out.print(items_table(shown, f"{show_items} items: {len(items)} (showing {len(shown)})"))
+
+
+def figures_csv(comparison) -> str:
+    """Every figure of a comparison as CSV: one row per task, per (task, category), and overall."""
+    import pandas as pd
+
+    frames = [comparison.tasks.assign(scope="task", category=""),
+              comparison.categories.assign(scope="category"),
+              comparison.overall.assign(scope="overall", task="", category="")]
+    table = pd.concat([f for f in frames if len(f)], ignore_index=True)
+    first = ["scope", "task", "category"]
+    return table[first + [c for c in table.columns if c not in first]].to_csv(index=False)
 
 
 def tasks_command() -> None:

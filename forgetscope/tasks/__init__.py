@@ -74,7 +74,7 @@ def load_task(arg: str, *, options: TaskOptions | None = None) -> Task:
     if arg.startswith("synth_") and not Path(arg).exists():
         raise TaskError(f"task {arg!r} is one of the training runner's synthetic tasks; load it with "
                         "forgetscope.train.tasks.load_task (the command line does)")
-    return spec_for(arg).with_options(options).build()
+    return spec_for(arg).with_options(options).build(options.prompt if options else None)
 
 
 def list_builtin_tasks() -> list[BuiltinInfo]:

@@ -27,6 +27,7 @@ from functools import lru_cache
 from typing import Any, Callable, Literal, Mapping, Sequence
 
 from forgetscope.tasks.base import Item, Kind, TaskError, generative_item, multiple_choice_item
+from forgetscope.tasks.chat import PromptStyle, Shot, render_prompt
 
 DEFAULT_MC_TEMPLATE = "Question: {question}\nAnswer:"
 DEFAULT_GEN_TEMPLATE = "{prompt}"
@@ -301,18 +302,20 @@ class PromptFormat:
             category=category,
         )
 
-    def shot(self, row: Mapping[str, Any], index: int) -> str:
-        """The row written out as a solved example: context + delimiter + gold answer."""
+    def shot(self, row: Mapping[str, Any], index: int) -> Shot:
+        """The row as a solved example: its question, the delimiter, and the gold answer (joined, the
+        example's plain text; a chat shows the question and the answer as two turns)."""
         item = self.item(row, index)
         if self.fewshot_target:
             target = str(resolve(self.fewshot_target, row, "fewshot_target"))
             gold = item.gold[0] if item.gold else 0
             context = item.contexts[gold] if len(item.contexts) > 1 else item.context
-            return context + self.target_delimiter + target
+            return Shot(context, self.target_delimiter, target)
         if item.kind == "generate":
-            return item.context + self.target_delimiter + item.answers[0]
+            return Shot(item.context, self.target_delimiter, item.answers[0])
         context, continuation = item.requests()[item.gold[0]]
-        return context + continuation
+        delimiter = self.target_delimiter if continuation.startswith(self.target_delimiter) else ""
+        return Shot(context, delimiter, continuation[len(delimiter):])
 
 
 # --------------------------------------------------------------------------- few-shot and assembly
@@ -405,14 +408,20 @@ def build_items(
     where: Callable[[int], str],
     fewshot: FewShotPool | None = None,
     limit: int | None = None,
+    style: PromptStyle | None = None,
 ) -> list[Item]:
     """Render rows into items: description, then k examples, then the item's own context.
 
+    With a `style` (a chat template, a system instruction), the same parts are
+    laid out as lm-evaluation-harness lays them out (tasks.chat); under a chat
+    template a choice is scored with no target delimiter before it, as there.
     Every error is re-raised naming the row (`where(i)`), so people can find it.
     """
-    shots: dict[int, str] = {}
+    shots: dict[int, Shot] = {}
+    styled = style is not None and not style.is_plain
+    item_fmt = replace(fmt, target_delimiter="") if style is not None and style.chat is not None else fmt
 
-    def shot_text(j: int) -> str:
+    def shot(j: int) -> Shot:
         if j not in shots:
             assert fewshot is not None
             try:
@@ -427,18 +436,25 @@ def build_items(
     for i in range(n):
         row = rows[i]
         try:
-            item = fmt.item(row, i)
-            prefix = render_template(fmt.description, row) if fmt.description else ""
+            item = item_fmt.item(row, i)
+            description = render_template(fmt.description, row) if fmt.description else ""
         except TaskError as exc:
             raise TaskError(f"{where(i)}: {exc}") from None
-        if fewshot is not None and fewshot.k > 0:
-            examples = [shot_text(j) for j in fewshot.indices(item.item_id, i, item.category)]
-            prefix += fmt.fewshot_delimiter.join(examples) + fmt.fewshot_delimiter
+        examples = ([shot(j) for j in fewshot.indices(item.item_id, i, item.category)]
+                    if fewshot is not None and fewshot.k > 0 else [])
         if item.item_id in seen:
             raise TaskError(
                 f"{where(i)}: item id {item.item_id!r} already used by {where(seen[item.item_id])}; "
                 "ids must be unique (fix the id column, or drop it to use row numbers)"
             )
         seen[item.item_id] = i
-        items.append(with_prefix(item, prefix))
+        if styled:
+            assert style is not None
+            contexts = tuple(render_prompt(style, description, examples, context, fmt.fewshot_delimiter)
+                             for context in item.contexts)
+            items.append(replace(item, contexts=contexts, item_hash=""))
+        else:
+            prefix = description + "".join(s.question + s.delimiter + s.answer + fmt.fewshot_delimiter
+                                           for s in examples)
+            items.append(with_prefix(item, prefix))
     return items

@@ -60,6 +60,8 @@ class LmevalOptions:
     fewshot_as_multiturn: bool = False
     chat_template: Callable[..., str] | None = None
     """Renders a list of chat messages to a string (lm-eval's `lm.apply_chat_template`)."""
+    chat_description: str = ""
+    """Which template `chat_template` renders, for the task's source line."""
 
 
 def is_lmeval_task(arg: str) -> bool:
@@ -69,8 +71,10 @@ def is_lmeval_task(arg: str) -> bool:
 def lmeval_task(arg: str, options: "TaskOptions | None" = None) -> Task:
     """`lmeval:NAME` with the command line's task options (see `load_lmeval_task`).
 
-    --num-fewshot, --fewshot-seed (default lm-eval's 1234), --limit, --name and
-    --include-path apply; prompt options (--template, --target-delimiter,
+    --num-fewshot, --fewshot-seed (default lm-eval's 1234), --limit, --name,
+    --include-path and the chat options (--apply-chat-template, --system-instruction,
+    --fewshot-as-multiturn: lm-eval renders the messages, the model's tokenizer the
+    template) apply; prompt options (--template, --target-delimiter,
     --fewshot-source) belong in the lm-eval task YAML and are refused.
     """
     from forgetscope.tasks.spec import TaskOptions
@@ -82,9 +86,15 @@ def lmeval_task(arg: str, options: "TaskOptions | None" = None) -> Task:
         raise TaskError(f"task {arg!r}: {', '.join(unsupported)} do(es) not apply to lm-eval tasks; their prompts "
                         "come from the task's YAML (copy it into a folder, edit it, and pass --include-path)")
     seed = DEFAULT_FEWSHOT_SEED if options.fewshot_seed is None else options.fewshot_seed
-    return load_lmeval_task(arg, LmevalOptions(num_fewshot=options.num_fewshot, fewshot_seed=seed,
-                                               limit=options.limit, include_path=tuple(options.include_path)),
-                            name=options.name)
+    style = options.prompt
+    chat = style.chat if style is not None else None
+    return load_lmeval_task(arg, LmevalOptions(
+        num_fewshot=options.num_fewshot, fewshot_seed=seed, limit=options.limit,
+        include_path=tuple(options.include_path),
+        system_instruction=style.system_instruction if style is not None else None,
+        apply_chat_template=chat is not None, fewshot_as_multiturn=bool(style and style.fewshot_as_multiturn),
+        chat_template=chat.render if chat is not None else None,
+        chat_description=chat.describe() if chat is not None else ""), name=options.name)
 
 
 def load_lmeval_task(arg: str, options: LmevalOptions | None = None, *, name: str | None = None) -> Task:
@@ -114,7 +124,12 @@ def _build(arg: str, spec: str, options: LmevalOptions, name: str | None) -> Tas
         items += leaf_items
         notes.append(f"{leaf_name}: {len(leaf_items)} docs, {lm_task.get_config('num_fewshot')}-shot")
     task_name = name or group or next(iter(leaves))
-    settings = f"fewshot seed {options.fewshot_seed}" + (", chat template" if options.apply_chat_template else "")
+    settings = f"fewshot seed {options.fewshot_seed}"
+    if options.apply_chat_template:
+        settings += f", {options.chat_description or 'chat template'}, few-shot " + (
+            "as multi-turn" if options.fewshot_as_multiturn else "in one user turn")
+    if options.system_instruction is not None:
+        settings += f", system instruction {options.system_instruction[:40]!r}"
     return Task(name=task_name, items=items, description=f"lm-evaluation-harness task {spec}",
                 source=f"lm-eval {_version()} task {spec} ({'; '.join(notes)}; {settings})")
 
@@ -159,6 +174,10 @@ def _version() -> str:
 
 
 def _check_options(arg: str, options: LmevalOptions) -> None:
+    if options.apply_chat_template and options.chat_template is None:
+        raise TaskError(f"task {arg!r}: apply_chat_template needs the chat_template that renders the messages")
+    if options.fewshot_as_multiturn and not options.apply_chat_template:
+        raise TaskError("fewshot_as_multiturn needs apply_chat_template (as in lm-eval)")
     if options.num_fewshot is not None and options.num_fewshot < 0:
         raise TaskError(f"the number of few-shot examples must be 0 or more, got {options.num_fewshot}")
     if options.limit is not None and options.limit <= 0:

@@ -28,6 +28,7 @@ from forgetscope.configio import check as check_config
 from forgetscope.configio import read_config
 from forgetscope.tasks.base import GenerationConfig, Kind, Task, TaskError, item_limit
 from forgetscope.tasks.bigbench import load_bigbench, read_bigbench_json
+from forgetscope.tasks.chat import PromptStyle
 from forgetscope.tasks.builtin import Builtin, get_builtin
 from forgetscope.tasks.formats import DEFAULT_FEWSHOT_SEED, FewShotPool, PromptFormat, build_items
 from forgetscope.tasks.hf import DEFAULT_HINT, load_hf_rows
@@ -88,6 +89,8 @@ class TaskOptions:
     name: str | None = None
     include_path: tuple[str, ...] = ()
     """Folders (or files) of lm-evaluation-harness task YAMLs for `lmeval:NAME` tasks."""
+    prompt: PromptStyle | None = None
+    """A chat template and/or system instruction the prompts are rendered with (tasks.chat)."""
 
 
 def _fewshot_spec(value: int | FewShotSpec) -> FewShotSpec:
@@ -214,8 +217,9 @@ class TaskSpec(NullRefused):
 
     # ------------------------------------------------------------------ building
 
-    def build(self) -> Task:
-        """Load the rows, render every item, and return the Task."""
+    def build(self, style: PromptStyle | None = None) -> Task:
+        """Load the rows, render every item (in `style`: a chat template, a system instruction), and
+        return the Task."""
         item_limit(self.limit, 0)  # a bad limit fails before any loading
         if self.fewshot.k < 0:
             raise TaskError(f"the number of few-shot examples must be 0 or more, got {self.fewshot.k}")
@@ -228,9 +232,12 @@ class TaskSpec(NullRefused):
         fmt = self._format(loaded.fmt or (builtin.format if builtin else PromptFormat()), kind)
         pool, pool_from = self._fewshot_pool(builtin, loaded, docs, split, fmt)
         pool_note = self._describe_pool(pool, pool_from)
-        items = build_items(docs, fmt, where=loaded.rows.where, fewshot=pool, limit=item_limit(self.limit, len(docs)))
+        items = build_items(docs, fmt, where=loaded.rows.where, fewshot=pool, limit=item_limit(self.limit, len(docs)),
+                            style=style)
         base_gen = builtin.generation if builtin and builtin.generation else GenerationConfig()
         notes = loaded.rows.notes + ([pool_note] if pool_note else [])
+        if style is not None and not style.is_plain:
+            notes.append(style.describe())
         source = loaded.rows.origin + (f" via built-in {builtin.name}" if builtin else "")
         return Task(
             name=self.name or loaded.name,

@@ -38,6 +38,8 @@ def synthetic_task(arg: str, options: TaskOptions | None = None) -> Task:
     unsupported = [f"--{key.replace('_', '-')}" for key in ("template", "target_delimiter", "num_fewshot",
                                                              "fewshot_source", "fewshot_seed")
                    if getattr(options, key) is not None]
+    if options.prompt is not None and not options.prompt.is_plain:
+        unsupported.append("--apply-chat-template/--system-instruction")
     if unsupported:
         raise TaskError(f"task {arg!r}: {', '.join(unsupported)} do(es) not apply to synthetic tasks "
                         "(their prompts are fixed by the generator)")

@@ -152,10 +152,13 @@ def test_compare_command_prints_and_writes_unstable_counts(tmp_path):
         pq.write_table(to_table(records.to_dict("records")), path)
         paths.append(str(path))
     out = tmp_path / "cmp.json"
-    result = CliRunner().invoke(app, ["compare", *paths, "--json", str(out), "--n-bootstrap", "0"],
+    result = CliRunner().invoke(app, ["compare", *paths, "--json", str(out), "--n-bootstrap", "0", "--wide"],
                                 env={"COLUMNS": "300"})
     assert result.exit_code == 0, result.output
     assert "1→0 unstable" in result.output and "F and BT still count every flip" in result.output
+    narrow = CliRunner().invoke(app, ["compare", *paths, "--n-bootstrap", "0"], env={"COLUMNS": "100"})
+    assert "1→0 unstable" not in narrow.output and "--wide: also F, F chance, F max, BT" in narrow.output
+    assert "unstable flips" in narrow.output  # the hint names them: they were counted
     data = json.loads(out.read_text())
     assert data["flip_tolerance"] == 1e-3
     assert (data["tasks"]["t"]["n_10"], data["tasks"]["t"]["n_10_unstable"]) == (3, 2)

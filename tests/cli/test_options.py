@@ -51,7 +51,11 @@ def test_every_group_option_is_an_eval_setting_or_a_task_option():
 
     settings = {f.name for f in dataclasses.fields(EvalSettings)}
     assert set(MODEL.names + VLLM.names + SAMPLING.names) <= settings
-    assert set(TASKS.names) <= {f.name for f in dataclasses.fields(TaskOptions)}
+    from forgetscope.cli.options import CHAT_OPTIONS
+
+    # the chat options become TaskOptions.prompt (ScoringOptions.prompt_style); every other one is a field
+    assert set(CHAT_OPTIONS) <= set(TASKS.names) and "prompt" in {f.name for f in dataclasses.fields(TaskOptions)}
+    assert set(TASKS.names) - set(CHAT_OPTIONS) <= {f.name for f in dataclasses.fields(TaskOptions)}
 
 
 def test_settings_come_from_the_options_by_name():

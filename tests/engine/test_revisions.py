@@ -110,7 +110,7 @@ def test_compare_and_sequence_follow_revisions(hub, tmp_path, quiz):
     out = tmp_path / "res"
     result = runner.invoke(app, ["compare", "org/tiny@step1", "org/tiny@step2", "-t", str(quiz), "-o", str(out)])
     assert result.exit_code == 0, result.output
-    assert "A = org/tiny@step1   B = org/tiny@step2" in result.output
+    assert "A = tiny@step1   B = tiny@step2" in result.output
     result = runner.invoke(app, ["sequence", "org/tiny", "--revisions", "step2,main", "-t", str(quiz), "-o", str(out),
                                  "--json", str(tmp_path / "seq.json")])
     assert result.exit_code == 0, result.output
