@@ -95,6 +95,10 @@ def compare(
                       f"{row['n_only_after']} only in B)[/yellow]")
     for note in comparison.notes:
         out.print(f"[yellow]{note}[/yellow]")
+    if len(comparison.overall):  # one plain sentence first (report.story)
+        from ..report.story import comparison_sentence
+
+        out.print(comparison_sentence(comparison.overall.iloc[0], "B"), markup=False, highlight=False)
     out.print(comparison_table(comparison.tasks, f"A = {checkpoint_a}   B = {checkpoint_b}   metric = {metric}",
                                    ["task"]))
     if categories and len(comparison.categories):
