@@ -399,3 +399,7 @@ def _grid_figure(values: np.ndarray, row_labels: list, col_labels: list, spec: F
     bar = figure.colorbar(image, cax=cax)
     bar.ax.tick_params(labelsize=font)
     return figure
+
+
+#: The layout helpers other figure modules share (report.item_plots), so they draw alike.
+new_figure, inches, short_label, figure_style = _new_figure, _inches, _short, _style
