@@ -120,7 +120,8 @@ def _gate_error(problem: ConfigProblem) -> GateConfigError:
 
 
 def parse_config(data: dict | None, source: str = "gate config", *, max_forgetting: float | None = None,
-                 alpha: float | None = None, prove_below: bool | None = None, holm: bool | None = None, metric: str | None = None,
+                 alpha: float | None = None, prove_below: bool | None = None, holm: bool | None = None,
+                 metric: str | None = None,
                  file: ConfigFile | None = None) -> GateConfig:
     """Build a GateConfig from parsed YAML/TOML (or None) and command-line overrides.
 

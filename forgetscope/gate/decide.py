@@ -245,7 +245,8 @@ def _p_values(frame: pd.DataFrame, comparison) -> None:
             figures = figures.set_index(keys.to_numpy()).reindex(frame.loc[rows, "group"].to_numpy())
             present = figures["n"].notna().to_numpy()
             p, upper = _group_tests(figures["n_10"].fillna(0), figures["n"].fillna(0),
-                                    figures["forgetting_chance"].fillna(0), frame.loc[rows, "max_forgetting"].to_numpy(),
+                                    figures["forgetting_chance"].fillna(0),
+                                    frame.loc[rows, "max_forgetting"].to_numpy(),
                                     frame.loc[rows, "alpha"].to_numpy(), prove[rows.to_numpy()])
             index = np.flatnonzero(rows.to_numpy())[present]
             worst[index] = np.maximum(worst[index], p[present])
@@ -253,4 +254,5 @@ def _p_values(frame: pd.DataFrame, comparison) -> None:
     frame["p_value"], frame["forgetting_true_upper"] = worst, bound
 
 
-__all__ = ["DECISION_COLUMNS", "EXCEED", "PROVE_BELOW", "GateError", "GateResult", "decide", "forgetting_p_value", "holm_adjust"]
+__all__ = ["DECISION_COLUMNS", "EXCEED", "PROVE_BELOW", "GateError", "GateResult", "decide", "forgetting_p_value",
+           "holm_adjust"]

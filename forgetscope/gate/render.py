@@ -68,7 +68,8 @@ def to_markdown(result) -> str:
     if modes == {"prove-below"}:
         rule = f"Mode prove-below: a group passes only when {prove_rule}"
     elif "prove-below" in modes:
-        rule = f"A group in mode exceed fails when {exceed_rule}; a group in mode prove-below passes only when {prove_rule}"
+        rule = (f"A group in mode exceed fails when {exceed_rule}; a group in mode prove-below passes only "
+                f"when {prove_rule}")
     else:
         rule = f"A group fails when {exceed_rule}"
     lines += [f"{who}metric `{config.metric}`. {rule}.", ""]

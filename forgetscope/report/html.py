@@ -294,7 +294,8 @@ def _settings_sections(names: list[str], short: list[str], records: pd.DataFrame
                          r.get("task_fingerprint", ""), r.get("settings_hash", "")])
     out = [_table("runs", ["checkpoint", "model fingerprint", "task", "task fingerprint", "settings hash"], rows)]
     same = len(texts) == 1
-    out.append(f"<p class='note'>{'Every checkpoint and task ran with the same settings' if same else f'{len(texts)} distinct settings'}:</p>")
+    lead = "Every checkpoint and task ran with the same settings" if same else f"{len(texts)} distinct settings"
+    out.append(f"<p class='note'>{lead}:</p>")
     out.append(_table("settings", ["settings hash", "settings"],
                       [[key, _pre(_pretty_json(text))] for key, text in texts.items()]))
     return out
