@@ -110,12 +110,16 @@ def to_junit_xml(result) -> str:
                           errors="0", skipped="0")
     properties = ET.SubElement(suite, "properties")
     for name, value in (("baseline", result.baseline), ("candidate", result.candidate),
-                        ("metric", result.config.metric), ("holm", str(result.config.holm).lower())):
+                        ("metric", result.config.metric), ("holm", str(result.config.holm).lower()),
+                        ("mode", result.config.default.mode)):
         ET.SubElement(properties, "property", name=name, value=str(value))
     for row in rows:
         case = ET.SubElement(suite, "testcase", classname=CLASSNAME, name=row["group"], time="0")
         if row["failed"]:
-            failure = ET.SubElement(case, "failure", message=f"forgot too much: {_reason(row)}", type="forgetting")
+            proving = row.get("mode") == "prove-below"
+            lead = "not shown to forget less than the threshold" if proving else "forgot too much"
+            failure = ET.SubElement(case, "failure", message=f"{lead}: {_reason(row)}",
+                                    type="forgetting-not-excluded" if proving else "forgetting")
             failure.text = _details(row)
         else:
             ET.SubElement(case, "system-out").text = f"{row['verdict']}: {_reason(row)}"
