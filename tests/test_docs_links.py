@@ -174,8 +174,10 @@ def test_example_commands_use_real_commands_and_options(page: Path):
 
 @functools.lru_cache(maxsize=1)
 def _all_known_flags() -> frozenset[str]:
+    from forgetscope.cli.options import LM_EVAL_SPELLINGS  # accepted spellings, rewritten before parsing
+
     cli = _cli()
-    flags = set(EXTERNAL_FLAGS) | {"--help"}
+    flags = set(EXTERNAL_FLAGS) | {"--help"} | set(LM_EVAL_SPELLINGS)
     for command in cli.commands.values():
         flags |= _options(command)
         for sub in getattr(command, "commands", {}).values():

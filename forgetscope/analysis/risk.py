@@ -153,6 +153,42 @@ def _weighted_figures(risk: np.ndarray, forgotten: np.ndarray, weights: np.ndarr
     return np.where((total_pos > 0) & (total_neg > 0), area, np.nan), np.where(total_pos > 0, ap, np.nan)
 
 
+def roc_curve(risk, forgotten) -> tuple[np.ndarray, np.ndarray]:
+    """(false positive rate, true positive rate) of flagging every item with risk ≥ t, for t from +∞ down
+    through each distinct risk (tied items enter together: one diagonal step), starting at (0, 0) and
+    ending at (1, 1). The trapezoid area under it is `auroc` (ties count ½). Empty arrays without both
+    forgotten and kept items; NaN risks are left out."""
+    risk, forgotten = _labelled(risk, forgotten)
+    n_pos = int(forgotten.sum())
+    n_neg = len(forgotten) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return np.zeros(0), np.zeros(0)
+    order = np.argsort(-risk, kind="stable")
+    sorted_risk, lost = risk[order], forgotten[order]
+    last_of_level = np.concatenate([sorted_risk[1:] != sorted_risk[:-1], [True]])
+    tp = np.cumsum(lost)[last_of_level]
+    fp = np.cumsum(~lost)[last_of_level]
+    return np.concatenate([[0.0], fp / n_neg]), np.concatenate([[0.0], tp / n_pos])
+
+
+def forgetting_by_risk_bin(risk, forgotten, n_bins: int = 10) -> pd.DataFrame:
+    """The items split into `n_bins` bins of equal count by risk (lowest first; tied risks share a bin),
+    and per bin: n, n_forgotten, the forgotten share and the bin's risk range. NaN risks are left out."""
+    risk, forgotten = _labelled(risk, forgotten)
+    columns = ["bin", "n", "n_forgotten", "forgotten_share", "risk_low", "risk_high"]
+    if not len(risk):
+        return pd.DataFrame(columns=columns)
+    ranks = rankdata(risk, method="min") - 1  # tied risks: one rank, so one bin
+    bins = np.minimum(ranks * n_bins // len(risk), n_bins - 1).astype(np.int64)
+    present = np.unique(bins)
+    n = np.bincount(bins, minlength=n_bins)[present]
+    lost = np.bincount(bins, weights=forgotten.astype(np.float64), minlength=n_bins)[present]
+    low = np.array([risk[bins == b].min() for b in present])
+    high = np.array([risk[bins == b].max() for b in present])
+    return pd.DataFrame({"bin": present, "n": n, "n_forgotten": lost.astype(np.int64), "forgotten_share": lost / n,
+                         "risk_low": low, "risk_high": high}, columns=columns)
+
+
 def bootstrap_weights(n_items: int, n_draws: int, rng: np.random.Generator) -> np.ndarray:
     """(items, draws) counts: how often each item is drawn in each of `n_draws` resamples of n_items
     items with replacement (uniform indices, counted with one bincount)."""

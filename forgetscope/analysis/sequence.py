@@ -8,6 +8,7 @@ of a training run) says *when*, and how often an item flipped back and forth.
     seq.items           # per (task, item_id, repeat): trajectory "011", forgetting events, first learned, ...
     seq.consecutive()   # per task and consecutive pair: the `compare` figures
     seq.from_first()    # per task: first checkpoint vs each later one
+    seq.learned_then_forgotten()  # items learned along the way and lost again later (0→1→0)
 
 Definitions (after Toneva et al., 2019, "An empirical study of example
 forgetting"), per item row (one per repeat) with correctness c_0..c_{T-1}:
@@ -151,6 +152,38 @@ class CheckpointSequence:
         ).reset_index()
         table["task"] = table["task"].astype(str)
         return table[["task"] + TASK_SUMMARY_COLUMNS]
+
+    def learned_then_forgotten(self) -> pd.DataFrame:
+        """Item rows learned at some checkpoint and forgotten at a later one (a 0→1 event followed by a
+        1→0 event: trajectories such as 010, 0110, 0101), which a first-vs-last comparison misses when the
+        two ends agree.
+
+        Columns: task, item_id, repeat, trajectory, learned_at (the checkpoint of the first learning event),
+        forgotten_at (the checkpoint of the first forgetting event after it), learned_index,
+        forgotten_index; sorted by task and learned index, records order within.
+        """
+        correct = self.correct
+        n_rows, n_ckpt = correct.shape
+        columns = ["task", "item_id", "repeat", "trajectory", "learned_at", "forgotten_at", "learned_index",
+                   "forgotten_index"]
+        if n_ckpt < 3 or not n_rows:
+            return pd.DataFrame(columns=columns)
+        learns = ~correct[:, :-1] & correct[:, 1:]  # event at column t: checkpoint t + 1
+        forgets = correct[:, :-1] & ~correct[:, 1:]
+        learned = np.where(learns.any(1), learns.argmax(1) + 1, n_ckpt)
+        after = forgets & (np.arange(1, n_ckpt)[None, :] > learned[:, None])
+        rows = np.flatnonzero(after.any(1))
+        forgotten = after[rows].argmax(1) + 1
+        names = np.asarray(self.checkpoints, dtype=object)
+        table = pd.DataFrame({
+            "task": self.items["task"].astype(str).to_numpy()[rows],
+            "item_id": self.items["item_id"].to_numpy()[rows],
+            "repeat": self.items["repeat"].to_numpy()[rows],
+            "trajectory": np.asarray(self.items["trajectory"].astype(str))[rows],
+            "learned_at": names[learned[rows]], "forgotten_at": names[forgotten],
+            "learned_index": learned[rows], "forgotten_index": forgotten,
+        }, columns=columns)
+        return table.sort_values(["task", "learned_index"], kind="stable", ignore_index=True)
 
     def raster(self, task: str, repeat: int | None = None) -> pd.DataFrame:
         """Items × checkpoints correctness (0/1) of one task and repeat (default: the first),

@@ -36,6 +36,10 @@ def gate(
         help="Largest chance-adjusted forgetting F_true allowed (default 0.02, or the config's).")] = None,
     alpha: Annotated[Optional[float], typer.Option(
         help="Significance level of the test that F_true exceeds the threshold (default 0.05).")] = None,
+    prove_below: Annotated[Optional[bool], typer.Option(
+        "--prove-below/--no-prove-below",
+        help="Equivalence mode: a task passes only when F_true < its threshold is shown at level alpha "
+             "(too few items fail); default: fail only when F_true > threshold is shown.")] = None,
     holm: Annotated[Optional[bool], typer.Option(
         "--holm/--no-holm", help="Holm-adjust p-values across the gated tasks and categories (default off).")] = None,
     metric: Annotated[Optional[str], typer.Option(help="acc, acc_norm, acc_per_token or exact_match.")] = None,
@@ -50,7 +54,8 @@ def gate(
     *,
     options: ScoringOptions,
 ) -> None:
-    """Release gate: fail (exit 1) when some task's chance-adjusted forgetting exceeds its threshold, significantly.
+    """Release gate: fail (exit 1) when some task's chance-adjusted forgetting exceeds its threshold, significantly
+    (or, with --prove-below, unless it is shown to be below it).
 
     With two records sides, --task takes task names; with a model side, task specs (as `eval`)."""
     from ..engine.compare import is_records_path, records_for
@@ -64,7 +69,8 @@ def gate(
     (baseline_label, baseline), (candidate_label, candidate) = split_label(baseline), split_label(candidate)
     message = None
     try:
-        gate_config = load_config(config, max_forgetting=max_forgetting, alpha=alpha, holm=holm, metric=metric)
+        gate_config = load_config(config, max_forgetting=max_forgetting, alpha=alpha, prove_below=prove_below,
+                                  holm=holm, metric=metric)
         if is_records_path(baseline) and is_records_path(candidate):
             tasks = [_named(name) for name in task]
         else:

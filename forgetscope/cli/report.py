@@ -220,8 +220,11 @@ def report(
         return rows
 
     try:
+        from ..analysis.distances import score_columns  # per-choice scores: the KL and risk figures
+
         seq, records = load_sequence(results, order, manifest, minimal=True, note=_note,
-                                     extra_columns=REPORT_COLUMNS, renamed=renamed, metric=metric,
+                                     extra_columns=REPORT_COLUMNS + score_columns(metric), renamed=renamed,
+                                     metric=metric,
                                      identical_only=identical_only, n_bootstrap=n_bootstrap)
         atomic_write_text(out, render_report(seq, records, title=title, top=top, item_rows=item_rows))
     except _sequence_errors() as exc:

@@ -109,6 +109,10 @@ def compare(
                       f"{row['n_only_after']} only in B)[/yellow]")
     for note in comparison.notes:
         out.print(f"[yellow]{note}[/yellow]")
+    if len(comparison.overall):  # one plain sentence first (report.story)
+        from ..report.story import comparison_sentence
+
+        out.print(comparison_sentence(comparison.overall.iloc[0], "B"), markup=False, highlight=False)
     print_table(out, comparison_table(comparison.tasks, f"A = {label_a}   B = {label_b}   metric = {metric}",
                                       ["task"], wide=wide), wide)
     if categories and len(comparison.categories):

@@ -6,8 +6,10 @@
     defaults:
       max_forgetting: 0.02   # largest F_true allowed
       alpha: 0.05            # significance level
+      prove_below: false     # true: pass only when F_true < max_forgetting is shown at level alpha
     tasks:
       mmlu: {max_forgetting: 0.03}
+      safety: {prove_below: true}
     categories:              # categories are gated only when named here
       mmlu:
         "*": {max_forgetting: 0.10}              # every category of mmlu
@@ -15,7 +17,7 @@
 
 A more specific entry wins, field by field: category → "*" of that task →
 task → defaults. Options given on the command line (--max-forgetting,
---alpha, --holm, --metric) replace the file's top-level values, not its
+--alpha, --prove-below, --holm, --metric) replace the file's top-level values, not its
 per-task or per-category entries.
 """
 
@@ -48,7 +50,14 @@ class Threshold:
     max_forgetting: float = DEFAULT_MAX_FORGETTING
     """Largest chance-adjusted forgetting F_true allowed, as a share of items (0.02 = 2 items in 100)."""
     alpha: float = DEFAULT_ALPHA
-    """Significance level of the one-sided test that F_true exceeds max_forgetting."""
+    """Significance level of the group's one-sided test."""
+    prove_below: bool = False
+    """Equivalence mode: pass only when F_true < max_forgetting is shown at level alpha (few items fail);
+    otherwise (default) fail only when F_true > max_forgetting is shown."""
+
+    @property
+    def mode(self) -> str:
+        return "prove-below" if self.prove_below else "exceed"
 
 
 @dataclass(frozen=True)
@@ -84,7 +93,9 @@ class ThresholdEntry(NullRefused):
     max_forgetting: Annotated[Number, Field(ge=0, le=1, examples=[DEFAULT_MAX_FORGETTING])] | None = None
     """Largest chance-adjusted forgetting F_true allowed, as a share of items (0.02 = 2 items in 100)."""
     alpha: Annotated[Number, Field(gt=0, lt=1, examples=[DEFAULT_ALPHA])] | None = None
-    """Significance level of the one-sided test that F_true exceeds max_forgetting."""
+    """Significance level of the group's one-sided test."""
+    prove_below: Bool | None = None
+    """Pass only when F_true < max_forgetting is shown at level alpha (equivalence mode; default false)."""
 
 
 @pydantic_dataclasses.dataclass(config=CONFIG)
@@ -109,14 +120,16 @@ def _gate_error(problem: ConfigProblem) -> GateConfigError:
 
 
 def parse_config(data: dict | None, source: str = "gate config", *, max_forgetting: float | None = None,
-                 alpha: float | None = None, holm: bool | None = None, metric: str | None = None,
+                 alpha: float | None = None, prove_below: bool | None = None, holm: bool | None = None,
+                 metric: str | None = None,
                  file: ConfigFile | None = None) -> GateConfig:
     """Build a GateConfig from parsed YAML/TOML (or None) and command-line overrides.
 
     Errors name `source` (or the file and line) and the field.
     """
     parsed = check(GateFile, {} if data is None else data, _gate_error, file=file, origin=source)
-    given = {k: v for k, v in (("max_forgetting", max_forgetting), ("alpha", alpha)) if v is not None}
+    given = {k: v for k, v in (("max_forgetting", max_forgetting), ("alpha", alpha), ("prove_below", prove_below))
+             if v is not None}
     options = {k: v for k, v in (("holm", holm), ("metric", metric)) if v is not None}
     command_line = check(ThresholdEntry, given, _gate_error, origin="command line")
     overrides = check(GateFile, options, _gate_error, origin="command line")
@@ -143,5 +156,8 @@ def _merged(entry: ThresholdEntry | None, base: Threshold) -> Threshold:
     """`base` with the fields `entry` gives."""
     if entry is None:
         return base
-    return replace(base, **{k: float(v) for k, v in (("max_forgetting", entry.max_forgetting),
-                                                       ("alpha", entry.alpha)) if v is not None})
+    fields = {k: float(v) for k, v in (("max_forgetting", entry.max_forgetting), ("alpha", entry.alpha))
+              if v is not None}
+    if entry.prove_below is not None:
+        fields["prove_below"] = bool(entry.prove_below)
+    return replace(base, **fields)

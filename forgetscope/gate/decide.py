@@ -11,9 +11,17 @@ p = P[Binomial(N, r) ≥ n_10]. A group FAILS when F_true > t and p < alpha
 (p Holm-adjusted over all gated groups when `holm` is on). McNemar's p (any
 change at all, either direction) is reported alongside, for information.
 
+Equivalence mode (`prove_below`, per group): the claim tested is the
+opposite one, "F_true is below t", with p = P[Binomial(N, r) ≤ n_10]
+(analysis.paired.prove_forgetting_below). A group PASSES only when p < alpha,
+i.e. when the upper one-sided (1 − α) Clopper–Pearson bound of F, less
+F_chance, is below t; otherwise it fails. A candidate scored on too few items
+cannot show that, so it fails closed instead of passing for lack of evidence
+(20 items, none forgotten: the bound of F_true is 0.139, above t = 0.02).
+
 With repeats (seeds), F, F_chance and F_true are the means over repeats that
-the comparison reports, and p is the LARGEST p over the repeats: forgetting
-counts as significant only if it is significant in every seed.
+the comparison reports, and p is the LARGEST p over the repeats (and the bound
+the largest bound): a claim counts as shown only if it is shown in every seed.
 
 Pure functions: `decide(comparison, config)` returns a `GateResult`, whose
 table `to_markdown`, `to_junit_xml` and `to_json` render for CI.
@@ -32,9 +40,11 @@ from .config import GateConfig, Threshold
 #: Columns of GateResult.decisions, in order.
 DECISION_COLUMNS = [
     "group", "scope", "task", "category", "n", "n_10", "n_01", "forgetting", "forgetting_chance", "forgetting_true",
-    "max_forgetting", "alpha", "p_value", "p_adjusted", "mcnemar_p", "n_repeats", "over_threshold", "significant",
-    "failed", "verdict",
+    "max_forgetting", "alpha", "mode", "forgetting_true_upper", "p_value", "p_adjusted", "mcnemar_p", "n_repeats",
+    "over_threshold", "significant", "failed", "verdict",
 ]
+#: `mode` values: the claim each group's p tests.
+EXCEED, PROVE_BELOW = "exceed", "prove-below"
 
 
 class GateError(ValueError):
@@ -124,9 +134,13 @@ def decide(comparison, config: GateConfig | None = None, *, tasks: Sequence[str]
     frame["p_adjusted"] = holm_adjust(frame["p_value"]) if config.holm else frame["p_value"]
     frame["over_threshold"] = frame["forgetting_true"] > frame["max_forgetting"]
     frame["significant"] = frame["p_adjusted"] < frame["alpha"]
-    frame["failed"] = frame["over_threshold"] & frame["significant"]
-    frame["verdict"] = np.where(frame["failed"], "fail",
-                                np.where(frame["over_threshold"], "pass (over threshold, not significant)", "pass"))
+    prove = (frame["mode"] == PROVE_BELOW).to_numpy()
+    # exceed: fail when forgetting over t is shown; prove-below: fail unless forgetting under t is shown
+    frame["failed"] = np.where(prove, ~frame["significant"], frame["over_threshold"] & frame["significant"])
+    frame["verdict"] = np.where(
+        prove, np.where(frame["failed"], "fail (not shown below threshold)", "pass (shown below threshold)"),
+        np.where(frame["failed"], "fail",
+                 np.where(frame["over_threshold"], "pass (over threshold, not significant)", "pass")))
     _refuse_non_finite(frame)
     return GateResult(frame[DECISION_COLUMNS].reset_index(drop=True), config, baseline, candidate,
                       _dropped_notes(comparison) + list(getattr(comparison, "notes", [])))
@@ -152,7 +166,7 @@ def _dropped_notes(comparison) -> list[str]:
             f"{int(row['n_only_after'])} only in the candidate)" for row in dropped.to_dict("records")]
 
 
-_DERIVED = {"p_value", "p_adjusted", "over_threshold", "significant", "failed", "verdict"}
+_DERIVED = {"forgetting_true_upper", "p_value", "p_adjusted", "over_threshold", "significant", "failed", "verdict"}
 
 
 def _task_rows(comparison, config: GateConfig, gated: list[str]) -> list[dict]:
@@ -190,23 +204,36 @@ def _row(figures: dict, scope: str, task: str, category: str, threshold: Thresho
         "n": int(figures["n"]), "n_10": figures["n_10"], "n_01": figures["n_01"],
         "forgetting": figures["forgetting"], "forgetting_chance": figures["forgetting_chance"],
         "forgetting_true": figures["forgetting_true"], "max_forgetting": threshold.max_forgetting,
-        "alpha": threshold.alpha, "mcnemar_p": figures["mcnemar_p"], "n_repeats": int(figures["n_repeats"]),
+        "alpha": threshold.alpha, "mode": threshold.mode, "mcnemar_p": figures["mcnemar_p"],
+        "n_repeats": int(figures["n_repeats"]),
     }
 
 
+def _group_tests(n_10, n, chance, max_forgetting, alpha, prove) -> tuple[np.ndarray, np.ndarray]:
+    """(p of each group's claim, upper (1 − α) bound of F_true): exceed or prove-below per group."""
+    from ..analysis.paired import prove_forgetting_below
+
+    n_10, n = np.asarray(n_10, np.float64), np.asarray(n, np.float64)
+    below = prove_forgetting_below(n_10, n, max_forgetting, chance=chance, alpha=np.asarray(alpha, np.float64))
+    p = np.where(prove, below.p_value, forgetting_p_value(n_10, n, chance, max_forgetting))
+    return p, np.where(n > 0, below.forgetting_true_upper, np.nan)
+
+
 def _p_values(frame: pd.DataFrame, comparison) -> None:
-    """p per group: from its own counts with one repeat; the largest over repeats otherwise."""
+    """p and bound per group: from its own counts with one repeat; the largest over repeats otherwise."""
     if frame.empty:
+        frame["forgetting_true_upper"] = pd.Series(dtype=np.float64)
         frame["p_value"] = pd.Series(dtype=np.float64)
         return
+    prove = (frame["mode"] == PROVE_BELOW).to_numpy()
     if (frame["n_repeats"] <= 1).all():
-        frame["p_value"] = forgetting_p_value(frame["n_10"], frame["n"], frame["forgetting_chance"],
-                                              frame["max_forgetting"])
+        frame["p_value"], frame["forgetting_true_upper"] = _group_tests(
+            frame["n_10"], frame["n"], frame["forgetting_chance"], frame["max_forgetting"], frame["alpha"], prove)
         return
     from ..analysis import transition_summary
 
     paired = comparison.paired.frame
-    worst = np.zeros(len(frame))
+    worst, bound = np.zeros(len(frame)), np.zeros(len(frame))
     for repeat in sorted(pd.unique(paired["repeat"])):
         subset = paired[(paired["repeat"] == repeat).to_numpy()]
         for scope, by in (("task", ["task"]), ("category", ["task", "category"])):
@@ -217,11 +244,15 @@ def _p_values(frame: pd.DataFrame, comparison) -> None:
             keys = figures[by].astype(str).agg("/".join, axis=1) if scope == "category" else figures["task"].astype(str)
             figures = figures.set_index(keys.to_numpy()).reindex(frame.loc[rows, "group"].to_numpy())
             present = figures["n"].notna().to_numpy()
-            p = forgetting_p_value(figures["n_10"].fillna(0), figures["n"].fillna(0),
-                                   figures["forgetting_chance"].fillna(0), frame.loc[rows, "max_forgetting"].to_numpy())
+            p, upper = _group_tests(figures["n_10"].fillna(0), figures["n"].fillna(0),
+                                    figures["forgetting_chance"].fillna(0),
+                                    frame.loc[rows, "max_forgetting"].to_numpy(),
+                                    frame.loc[rows, "alpha"].to_numpy(), prove[rows.to_numpy()])
             index = np.flatnonzero(rows.to_numpy())[present]
             worst[index] = np.maximum(worst[index], p[present])
-    frame["p_value"] = worst
+            bound[index] = np.maximum(bound[index], upper[present])
+    frame["p_value"], frame["forgetting_true_upper"] = worst, bound
 
 
-__all__ = ["DECISION_COLUMNS", "GateError", "GateResult", "decide", "forgetting_p_value", "holm_adjust"]
+__all__ = ["DECISION_COLUMNS", "EXCEED", "PROVE_BELOW", "GateError", "GateResult", "decide", "forgetting_p_value",
+           "holm_adjust"]

@@ -32,6 +32,13 @@ def _count(value) -> str:
 
 def _reason(row: dict) -> str:
     """One line on why a group passed or failed."""
+    if row.get("mode") == "prove-below":
+        relation = "<" if not row["failed"] else "≥"
+        return (f"prove-below: upper {_confidence(row)} bound of F_true {_number(row['forgetting_true_upper'])} "
+                f"{relation} {_number(row['max_forgetting'])}, p {_p(row['p_adjusted'])} "
+                f"{'<' if row['significant'] else '≥'} α {_number(row['alpha'], 'g')} "
+                f"({_count(row['n_10'])} of {row['n']} items 1→0, F_true {_number(row['forgetting_true'])}, "
+                f"F_chance {_number(row['forgetting_chance'])})")
     relation = ">" if row["over_threshold"] else "≤"
     text = (f"F_true {_number(row['forgetting_true'])} {relation} {_number(row['max_forgetting'])} "
             f"({_count(row['n_10'])} of {row['n']} items 1→0, F_chance {_number(row['forgetting_chance'])})")
@@ -41,6 +48,10 @@ def _reason(row: dict) -> str:
     return text
 
 
+def _confidence(row: dict) -> str:
+    return f"{(1 - float(row['alpha'])) * 100:g}%"
+
+
 def to_markdown(result) -> str:
     """A summary for people (and $GITHUB_STEP_SUMMARY): verdict, rule, one table row per group."""
     config, rows = result.config, result.decisions.to_dict("records")
@@ -48,12 +59,24 @@ def to_markdown(result) -> str:
     lines = [f"## forgetscope gate: {head}", ""]
     who = f"`{result.baseline}` → `{result.candidate}`, " if result.baseline or result.candidate else ""
     correction = f", Holm-adjusted across {len(rows)} gated groups" if config.holm else ""
-    lines += [
-        f"{who}metric `{config.metric}`. A group fails when its chance-adjusted forgetting F_true exceeds "
-        f"its threshold and a one-sided binomial test of its 1→0 count says so at level α{correction}.", "",
-    ]
+    modes = {row["mode"] for row in rows}
+    exceed_rule = (f"its chance-adjusted forgetting F_true exceeds its threshold and a one-sided binomial test "
+                   f"of its 1→0 count says so at level α{correction}")
+    prove_rule = ("it is shown that its chance-adjusted forgetting F_true is below its threshold: a one-sided "
+                  f"binomial test at level α{correction}, equivalently the upper (1 − α) bound of F_true below the "
+                  "threshold (too few items cannot show it, and fail)")
+    if modes == {"prove-below"}:
+        rule = f"Mode prove-below: a group passes only when {prove_rule}"
+    elif "prove-below" in modes:
+        rule = (f"A group in mode exceed fails when {exceed_rule}; a group in mode prove-below passes only "
+                f"when {prove_rule}")
+    else:
+        rule = f"A group fails when {exceed_rule}"
+    lines += [f"{who}metric `{config.metric}`. {rule}.", ""]
     adjusted = config.holm
-    header = ["group", "N", "1→0", "0→1", "F", "F chance", "F true", "max F true", "p (F true > max)"]
+    prove = "prove-below" in modes
+    header = ["group", "N", "1→0", "0→1", "F", "F chance", "F true", "max F true"]
+    header += ["mode", "F true bound", "p (claim)"] if prove else ["p (F true > max)"]
     header += ["p Holm"] if adjusted else []
     header += ["α", "McNemar p", "result"]
     lines += ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 2) + ["---"]) + "|"]
@@ -61,7 +84,9 @@ def to_markdown(result) -> str:
         verdict = "**FAIL**" if row["failed"] else row["verdict"]
         cells = [row["group"].replace("|", "\\|"), str(row["n"]), _count(row["n_10"]), _count(row["n_01"]),
                  _number(row["forgetting"]), _number(row["forgetting_chance"]), _number(row["forgetting_true"]),
-                 _number(row["max_forgetting"]), _p(row["p_value"])]
+                 _number(row["max_forgetting"])]
+        cells += [row["mode"], _number(row["forgetting_true_upper"])] if prove else []
+        cells += [_p(row["p_value"])]
         cells += [_p(row["p_adjusted"])] if adjusted else []
         cells += [_number(row["alpha"], "g"), _p(row["mcnemar_p"]), verdict]
         lines.append("| " + " | ".join(cells) + " |")
@@ -69,6 +94,9 @@ def to_markdown(result) -> str:
     lines.append("")
     lines.append(f"{len(failed)} of {len(rows)} gated groups failed: {', '.join(failed)}." if failed
                  else f"All {len(rows)} gated groups passed.")
+    if prove:
+        lines.append("F true bound: the upper one-sided (1 − α) Clopper–Pearson bound of F, less F_chance; "
+                     "p (claim): p of F_true > max (mode exceed) or of F_true < max (mode prove-below).")
     lines += [f"- {note}" for note in result.notes]
     return "\n".join(lines) + "\n"
 
@@ -82,12 +110,16 @@ def to_junit_xml(result) -> str:
                           errors="0", skipped="0")
     properties = ET.SubElement(suite, "properties")
     for name, value in (("baseline", result.baseline), ("candidate", result.candidate),
-                        ("metric", result.config.metric), ("holm", str(result.config.holm).lower())):
+                        ("metric", result.config.metric), ("holm", str(result.config.holm).lower()),
+                        ("mode", result.config.default.mode)):
         ET.SubElement(properties, "property", name=name, value=str(value))
     for row in rows:
         case = ET.SubElement(suite, "testcase", classname=CLASSNAME, name=row["group"], time="0")
         if row["failed"]:
-            failure = ET.SubElement(case, "failure", message=f"forgot too much: {_reason(row)}", type="forgetting")
+            proving = row.get("mode") == "prove-below"
+            lead = "not shown to forget less than the threshold" if proving else "forgot too much"
+            failure = ET.SubElement(case, "failure", message=f"{lead}: {_reason(row)}",
+                                    type="forgetting-not-excluded" if proving else "forgetting")
             failure.text = _details(row)
         else:
             ET.SubElement(case, "system-out").text = f"{row['verdict']}: {_reason(row)}"
@@ -101,7 +133,9 @@ def _details(row: dict) -> str:
         f"group: {row['group']}", f"items: {row['n']}, 1→0: {_count(row['n_10'])}, 0→1: {_count(row['n_01'])}",
         f"F: {_number(row['forgetting'])}, F_chance: {_number(row['forgetting_chance'])}, "
         f"F_true: {_number(row['forgetting_true'])}, max: {_number(row['max_forgetting'])}",
-        f"p (F_true > max): {_p(row['p_value'])}, adjusted: {_p(row['p_adjusted'])}, alpha: {row['alpha']}",
+        f"mode: {row['mode']}, upper {_confidence(row)} bound of F_true: {_number(row['forgetting_true_upper'])}",
+        f"p ({'F_true < max' if row['mode'] == 'prove-below' else 'F_true > max'}): {_p(row['p_value'])}, "
+        f"adjusted: {_p(row['p_adjusted'])}, alpha: {row['alpha']}",
         f"McNemar p: {_p(row['mcnemar_p'])}, repeats: {row['n_repeats']}",
     ])
 
@@ -115,7 +149,8 @@ def to_json(result) -> dict:
     return {
         "passed": result.passed, "exit_code": result.exit_code, "baseline": result.baseline,
         "candidate": result.candidate, "metric": config.metric, "holm": config.holm,
-        "default": {"max_forgetting": config.default.max_forgetting, "alpha": config.default.alpha},
+        "default": {"max_forgetting": config.default.max_forgetting, "alpha": config.default.alpha,
+                    "mode": config.default.mode},
         "failed": result.failed_groups, "groups": groups, "notes": list(result.notes),
     }
 

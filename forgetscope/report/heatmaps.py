@@ -7,12 +7,16 @@ to right), so a test can check the picture against the table it came from.
 - `task_heatmap`: tasks (or categories) × checkpoints, one figure per cell
   (F_true, BT_true, accuracy change, ...), values printed in the cells;
 - `pairwise_heatmap`: checkpoint × checkpoint (row = before, column = after) for one task;
-- `transition_heatmap`: the 2×2 transition matrix of every task, one small panel each;
+- `transition_heatmap`: the 2×2 transition matrix of every task, one small panel each: counts and
+  row rates printed, only the off-diagonal cells coloured (1→0 red, outlined; 0→1 blue) by their row rate,
+  so a big wrong→wrong count never dominates;
 - `raster_heatmap`: items × checkpoints correctness of one task, ordered by first-learned checkpoint.
 
 Colours: signed figures (accuracy change, BT_true − F_true) use a diverging
 map centred on zero with symmetric limits; rates use a sequential map from 0
-(accuracy: fixed 0..1). Missing values are light grey.
+(accuracy: fixed 0..1). Either scale spans at least MIN_SCALE (0.05): an
+all-zero panel is drawn white on a 0..0.05 scale, not on a 0..1e-9 one that
+would paint rounding noise. Missing values are light grey.
 
 Readability with many rows: the font shrinks from 10 pt (≤ 20 rows) to 7 pt
 (≥ 50 rows), each row is 1.8 × the font tall, so the figure grows with the
@@ -46,6 +50,10 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 DPI = 100
+#: Smallest colour range of a rate (or ± range of a signed figure).
+MIN_SCALE = 0.05
+#: Row rate that saturates a transition cell's colour (a 50 % forgetting rate is already dark).
+TRANSITION_SCALE = 0.5
 MAX_HEIGHT = 40.0  # inches
 MAX_WIDTH = 30.0
 MAX_LABEL_CHARS = 40
@@ -138,14 +146,43 @@ def pairwise_heatmap(matrix: pd.DataFrame, value: str = "forgetting_true", *, ti
     return Heatmap(figure, matrix)
 
 
+def transition_colours(counts) -> np.ndarray:
+    """(2, 2, 4) RGBA colours of one transition panel (rows = before wrong/right, columns = after).
+
+    The diagonal (0→0, 1→1) is a flat light grey whatever its count; 1→0 is red and 0→1 blue, each by
+    its row rate (n_10 / (n_10 + n_11): the share of items right before that were forgotten; n_01 /
+    (n_00 + n_01)) on a fixed 0..TRANSITION_SCALE scale, white at 0.
+    """
+    import matplotlib
+    from matplotlib.colors import Normalize, to_rgba
+
+    counts = np.asarray(counts, dtype=float).reshape(2, 2)
+    rates = transition_rates(counts)
+    norm = Normalize(0.0, TRANSITION_SCALE, clip=True)
+    colours = np.empty((2, 2, 4))
+    colours[0, 0] = colours[1, 1] = to_rgba("#f2f2f2")
+    colours[1, 0] = matplotlib.colormaps["Reds"](norm(rates[1, 0]) * 0.85) if rates[1, 0] > 0 else to_rgba("white")
+    colours[0, 1] = matplotlib.colormaps["Blues"](norm(rates[0, 1]) * 0.85) if rates[0, 1] > 0 else to_rgba("white")
+    return colours
+
+
+def transition_rates(counts) -> np.ndarray:
+    """Row-normalised 2×2 transition rates (each before-row sums to 1; 0 for an empty row)."""
+    counts = np.asarray(counts, dtype=float).reshape(2, 2)
+    totals = counts.sum(1, keepdims=True)
+    return np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+
+
 def transition_heatmap(table: pd.DataFrame, *, rows: Sequence[str] = ("task",), title: str | None = None,
                        max_columns: int = 6) -> Heatmap:
     """The 2×2 transition matrix of every row of a summary (rows = before wrong/right,
-    columns = after wrong/right), coloured by share of items, counts printed.
+    columns = after wrong/right): counts and row rates printed, the 1→0 cell outlined in red and
+    coloured by the forgetting rate among items right before, 0→1 by the learning rate among items
+    wrong before, the diagonal grey (see transition_colours).
 
     The returned matrix has one row per (label, before) and columns 0 and 1 (after).
     """
-    from matplotlib.colors import Normalize
+    from matplotlib.patches import Rectangle
 
     labels = [" / ".join(map(str, r)) for r in zip(*(table[c] for c in rows))]
     counts = table[["n_00", "n_01", "n_10", "n_11"]].to_numpy(dtype=float).reshape(-1, 2, 2)
@@ -154,32 +191,33 @@ def transition_heatmap(table: pd.DataFrame, *, rows: Sequence[str] = ("task",), 
     n_panels = len(labels)
     n_cols = max(1, min(max_columns, n_panels))
     n_rows = max(1, math.ceil(n_panels / n_cols))
-    panel, gap_x, gap_y, top, left, bottom = 1.5, 0.9, 0.75, 0.8, 0.9, 0.55
+    panel, gap_x, gap_y, top, left, bottom = 1.7, 0.9, 0.8, 0.8, 0.9, 0.6
     width = _inches(left + n_cols * panel + (n_cols - 1) * gap_x + 0.4)
     height = _inches(top + n_rows * panel + (n_rows - 1) * gap_y + bottom)
-    norm = Normalize(0.0, 1.0)
     with _style():
         figure = _new_figure(width, height)
-        figure.text(0.5, 1 - 0.35 / height, title or "transitions per task (share of items; counts in cells)",
-                    ha="center", va="center", fontsize=11)
+        figure.text(0.5, 1 - 0.35 / height, title or "transitions per task (counts; % of the before-row; "
+                    "1→0 outlined)", ha="center", va="center", fontsize=11)
         for p, label in enumerate(labels):
             r, c = divmod(p, n_cols)
             x0 = left + c * (panel + gap_x)
             y0 = height - top - (r + 1) * panel - r * gap_y
             ax = figure.add_axes((x0 / width, y0 / height, panel / width, panel / height))
-            total = counts[p].sum()
-            shares = counts[p] / total if total else np.zeros((2, 2))
-            ax.imshow(shares, cmap="Purples", norm=norm, interpolation="nearest", aspect="auto")
+            ax.imshow(transition_colours(counts[p]), interpolation="nearest", aspect="auto")
+            rates = transition_rates(counts[p])
             for (i, j), count in np.ndenumerate(counts[p]):
-                dark = shares[i, j] > 0.55
-                ax.text(j, i, f"{count:g}\n{shares[i, j]:.0%}", ha="center", va="center", fontsize=8,
-                        color="white" if dark else "black")
-            ax.set_xticks([0, 1], ["wrong", "right"], fontsize=7)
-            ax.set_yticks([0, 1], ["wrong", "right"], fontsize=7, rotation=90, va="center")
-            ax.set_title(_short(label, 26), fontsize=8, pad=3)
+                weight = "bold" if (i, j) == (1, 0) and count else "normal"
+                dark = (i, j) == (1, 0) and rates[i, j] > 0.3
+                ax.text(j, i, f"{count:g}\n{rates[i, j]:.0%}", ha="center", va="center", fontsize=9,
+                        fontweight=weight, color="white" if dark else "black")
+            ax.add_patch(Rectangle((-0.5, 0.5), 1, 1, fill=False, edgecolor="#b2182b", linewidth=2.2,
+                                   label="1→0"))
+            ax.set_xticks([0, 1], ["wrong", "right"], fontsize=8)
+            ax.set_yticks([0, 1], ["wrong", "right"], fontsize=8, rotation=90, va="center")
+            ax.set_title(_short(label, 26), fontsize=9, pad=3)
             if c == 0:
-                ax.set_ylabel("before", fontsize=7)
-            ax.set_xlabel("after", fontsize=7, labelpad=1)
+                ax.set_ylabel("before", fontsize=8)
+            ax.set_xlabel("after", fontsize=8, labelpad=1)
     return Heatmap(figure, matrix)
 
 
@@ -232,14 +270,15 @@ def save_figure(figure: "Figure", path: str | Path) -> Path:
     return path
 
 
-def figure_bytes(figure: "Figure", fmt: str = "png") -> bytes:
-    """The figure encoded as PNG or SVG, without dates or version stamps."""
+def figure_bytes(figure: "Figure", fmt: str = "png", scale: float = 1.0) -> bytes:
+    """The figure encoded as PNG or SVG, without dates or version stamps; `scale` 2 gives a PNG with
+    twice the pixels of its nominal size (sharp on high-density screens)."""
     suffix = f".{fmt}"
     if suffix not in _METADATA:
         raise ValueError(f"cannot write a figure as {fmt!r}: use a .png or .svg file name")
     buffer = io.BytesIO()
     with _style():
-        figure.savefig(buffer, format=fmt, dpi=DPI, metadata=_METADATA[suffix])
+        figure.savefig(buffer, format=fmt, dpi=DPI * scale, metadata=_METADATA[suffix])
     return buffer.getvalue()
 
 
@@ -327,10 +366,10 @@ def _grid_figure(values: np.ndarray, row_labels: list, col_labels: list, spec: F
     if spec.limits:
         low, high = spec.limits
     elif spec.signed:
-        high = max(float(np.abs(finite).max()) if finite.size else 0.0, 1e-9)
+        high = max(float(np.abs(finite).max()) if finite.size else 0.0, MIN_SCALE)
         low = -high
     else:
-        low, high = 0.0, max(float(finite.max()) if finite.size else 0.0, 1e-9)
+        low, high = 0.0, max(float(finite.max()) if finite.size else 0.0, MIN_SCALE)
     norm = Normalize(low, high)
     import matplotlib
 
@@ -360,3 +399,7 @@ def _grid_figure(values: np.ndarray, row_labels: list, col_labels: list, spec: F
     bar = figure.colorbar(image, cax=cax)
     bar.ax.tick_params(labelsize=font)
     return figure
+
+
+#: The layout helpers other figure modules share (report.item_plots), so they draw alike.
+new_figure, inches, short_label, figure_style = _new_figure, _inches, _short, _style

@@ -7,11 +7,17 @@ from the user (task names, prompts, answers, settings) goes through
 `html.escape`. The same input gives the same bytes (no timestamp; the
 figures are reproducible, see `heatmaps`).
 
-Sections: checkpoints; the first-vs-last summary per task (and per
-consecutive pair when there are more than two checkpoints); what happened to
-the items along the sequence; heatmaps; the top forgotten and learned items
-with their prompts and answers; the settings and fingerprints of every
-checkpoint.
+Sections: one plain sentence per comparison (report.story), first; checkpoints;
+the first-vs-last summary per task (and per consecutive pair when there are
+more than two checkpoints), with significant forgetting beyond chance and a
+large KL (≥ KL_HIGHLIGHT nats) marked; what happened to the items along the
+sequence, including the items learned and later forgotten; heatmaps; with
+per-choice log-likelihoods, the KL and forgetting-risk figures; the top
+forgotten and learned items with their prompts and answers; the settings
+(each distinct one once) and fingerprints of every checkpoint.
+
+Figures are PNGs at twice their nominal pixels (shown at the nominal size, so
+they stay sharp on high-density screens).
 """
 
 from __future__ import annotations
@@ -26,8 +32,14 @@ import pandas as pd
 
 from ..analysis.sequence import CheckpointSequence, checkpoint_rows
 from ..records import codes as record_codes
-from . import heatmaps
+from . import heatmaps, item_plots
+from .story import comparison_sentence, forgetting_is_significant
 from .tables import SUMMARY_COLUMNS, format_value
+
+#: A task's mean KL(before ‖ after) from this many nats on is marked in the summary table.
+KL_HIGHLIGHT = 0.1
+#: Learned-then-forgotten items listed per task.
+MAX_RELAPSES = 20
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem auto;max-width:1200px;padding:0 1rem;
@@ -39,6 +51,7 @@ th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .scroll{overflow-x:auto}pre{white-space:pre-wrap;margin:0;max-height:12rem;overflow:auto;font-size:.8rem}
 figure{margin:1rem 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption{font-size:.85rem;color:#555}code{font-size:.85rem}.note{color:#555;font-size:.9rem}
+.story{font-size:1.05rem}td.hi{background:#fbd5cf;font-weight:600}td.kl{background:#fdebc8;font-weight:600}
 """
 _ITEM_HEADERS = ["task", "item", "trajectory", "prompt", "gold", "answer first", "answer last"]
 
@@ -58,7 +71,13 @@ def render_report(sequence: CheckpointSequence, records: pd.DataFrame, *, title:
     short = heatmaps.short_names(names)
     first_last = sequence.pair_summary(0, -1, "task")
     overall = sequence.pair_summary(0, -1, None).assign(task="overall (from items)")
+    scored = _scored_comparison(sequence, records)
+    if scored is not None:  # KL and risk figures per task, from the per-choice scores
+        first_last, overall = _with_item_figures(first_last, scored[0].tasks), _with_item_figures(
+            overall, scored[0].overall.assign(task="overall (from items)"))
     body = [f"<h1>{escape(title)}</h1>",
+            f"<p class='story'>{escape(comparison_sentence(overall.iloc[0], short[-1]))}</p>"
+            if len(overall) else "",
             f"<p class='note'>{len(names)} checkpoints, {sequence.items['task'].nunique()} tasks, "
             f"{len(sequence.items)} item rows, metric <code>{escape(sequence.metric)}</code>. "
             f"First = {escape(short[0])}, last = {escape(short[-1])}.</p>"]
@@ -67,11 +86,17 @@ def render_report(sequence: CheckpointSequence, records: pd.DataFrame, *, title:
     body.append(_table("checkpoints", ["#", "name", "full name", "model fingerprint", "backend", "tasks", "rows"],
                        _checkpoint_rows(names, short, records)))
     body.append(f"<h2 id='summary'>First vs last: {escape(short[0])} → {escape(short[-1])}</h2>")
+    body.append(_sentences([(str(r["task"]), r) for r in first_last.to_dict("records")], short[-1]))
     body.append(_summary_table("summary", pd.concat([first_last, overall], ignore_index=True), ["task"]))
+    body.append(f"<p class='note'>Marked: F true where forgetting beyond chance is significant (one-sided "
+                f"binomial p &lt; 0.05; McNemar without a chance term); KL mean from {KL_HIGHLIGHT:g} nats.</p>")
     if len(names) > 2:
         consecutive = sequence.consecutive().assign(before=lambda t: t["before"].map(dict(zip(names, short))),
                                                     after=lambda t: t["after"].map(dict(zip(names, short))))
         body.append("<h2 id='consecutive'>Consecutive checkpoints</h2>")
+        steps = sequence.consecutive(None)
+        body.append(_sentences([(f"{short[i - 1]} → {short[i]}", r) for i, r in
+                                zip(steps["after_index"], steps.to_dict("records"))], None, short))
         body.append(_summary_table("consecutive", consecutive, ["task", "before", "after"]))
     body.append("<h2 id='items-along'>Items along the sequence</h2>")
     body.append("<p class='note'>Per task, over item rows (items × repeats): forgetting events are 1→0 between "
@@ -80,8 +105,14 @@ def render_report(sequence: CheckpointSequence, records: pd.DataFrame, *, title:
     summary = sequence.task_summary()
     body.append(_table("sequence", ["task"] + [c.replace("_", " ") for c in summary.columns[1:]],
                        [[r[0]] + [_number(v) for v in r[1:]] for r in summary.itertuples(index=False)]))
+    if len(names) > 2:
+        body.append("<h3 id='relapses'>Learned, then forgotten</h3>")
+        body.append(_relapses_section(sequence, short))
     body.append("<h2 id='figures'>Heatmaps</h2>")
     body += [_figure(fig, caption) for fig, caption in _figures(sequence, first_last, max_task_figures)]
+    if scored is not None:
+        body.append("<h2 id='scores'>Score changes and forgetting risk (first vs last)</h2>")
+        body += [_figure(fig, caption) for fig, caption in _score_figures(scored, first_last, overall)]
     chosen = {kind: _chosen_items(sequence, kind, top) for kind in ("1to0", "0to1")}
     item_records = records
     if item_rows is not None and "prompt" not in records.columns:  # one read for both lists
@@ -92,7 +123,7 @@ def render_report(sequence: CheckpointSequence, records: pd.DataFrame, *, title:
         body.append(f"<h2 id='{'forgotten' if kind == '1to0' else 'learned'}'>{heading}</h2>")
         body.append(_items_section(sequence, item_records, kind, *chosen[kind], top))
     body.append("<h2 id='settings'>Settings and fingerprints</h2>")
-    body += _settings_sections(names, records)
+    body += _settings_sections(names, short, records)
     return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
             f"<meta name='viewport' content='width=device-width, initial-scale=1'><title>{escape(title)}</title>"
             f"<style>{_CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
@@ -126,9 +157,86 @@ def _figures(sequence: CheckpointSequence, first_last: pd.DataFrame, max_task_fi
 
 
 def _figure(figure, caption: str) -> str:
-    data = base64.b64encode(heatmaps.figure_bytes(figure, "png")).decode("ascii")
-    return (f"<figure><img alt='{escape(caption, quote=True)}' src='data:image/png;base64,{data}'>"
-            f"<figcaption>{escape(caption)}</figcaption></figure>")
+    """The figure as a PNG at twice its pixels, shown at its nominal size (sharp on dense screens)."""
+    data = base64.b64encode(heatmaps.figure_bytes(figure, "png", scale=2)).decode("ascii")
+    width, height = (round(v * heatmaps.DPI) for v in figure.get_size_inches())
+    return (f"<figure><img alt='{escape(caption, quote=True)}' width='{width}' height='{height}' "
+            f"src='data:image/png;base64,{data}'><figcaption>{escape(caption)}</figcaption></figure>")
+
+
+def _sentences(rows: list[tuple[str, dict]], after: str | None, short: list[str] | None = None) -> str:
+    """One plain sentence per comparison (a task, or a consecutive pair when `after` is None)."""
+    items = []
+    for label, row in rows:
+        name = after if after is not None else short[int(row["after_index"])]
+        items.append(f"<li><b>{escape(label)}</b>: {escape(comparison_sentence(row, name))}</li>")
+    return "<ul class='story'>" + "".join(items) + "</ul>" if items else ""
+
+
+def _relapses_section(sequence: CheckpointSequence, short: list[str]) -> str:
+    """Items learned at some checkpoint and forgotten at a later one, per task (what first vs last misses)."""
+    table = sequence.learned_then_forgotten()
+    if not len(table):
+        return "<p class='note'>No item was learned and then forgotten along the sequence.</p>"
+    label = dict(zip(sequence.checkpoints, short))
+    counts = table.groupby("task", sort=True).size()
+    note = ("<p class='note'>Item rows with a 0→1 step followed later by a 1→0 step (e.g. 010): "
+            + ", ".join(f"{escape(task)} {int(n)}" for task, n in counts.items())
+            + f"; up to {MAX_RELAPSES} per task listed.</p>")
+    shown = table.groupby("task", sort=True).head(MAX_RELAPSES)
+    rows = [[r.task, r.item_id, r.trajectory, label[r.learned_at], label[r.forgotten_at]]
+            + ([r.repeat] if sequence.items["repeat"].nunique() > 1 else []) for r in shown.itertuples(index=False)]
+    headers = ["task", "item", "trajectory", "learned at", "forgotten at"]
+    headers += ["repeat"] if sequence.items["repeat"].nunique() > 1 else []
+    return note + _table("relapses", headers, rows)
+
+
+def _scored_comparison(sequence: CheckpointSequence, records: pd.DataFrame):
+    """(Comparison of the first and last checkpoints, per-row scores) when both hold per-choice
+    log-likelihoods, else None."""
+    from ..analysis import compare_records
+    from ..analysis.distances import has_scores
+    from ..analysis.item_figures import per_row_scores
+
+    first, last = (checkpoint_rows(records, name) for name in (sequence.checkpoints[0], sequence.checkpoints[-1]))
+    if not (has_scores(first, sequence.metric) and has_scores(last, sequence.metric)):
+        return None
+    comparison = compare_records(first, last, metric=sequence.metric, identical_only=bool(len(sequence.dropped)),
+                                 n_bootstrap=sequence.n_bootstrap, seed=sequence.seed, flip_tolerance=None)
+    scores = per_row_scores(comparison.paired, first, last, sequence.metric)
+    if scores is None or not np.isfinite(scores["kl"]).any():
+        return None
+    return comparison, scores
+
+
+def _with_item_figures(table: pd.DataFrame, figures: pd.DataFrame) -> pd.DataFrame:
+    """`table` with the KL and risk columns of `figures` (the same tasks, from the scored comparison)."""
+    columns = ["kl_mean", "js_mean", "margin_change_mean", "flip_share_by_kl_decile", "risk_auroc",
+               "risk_auroc_ci_low", "risk_auroc_ci_high", "risk_ap", "risk_n_forgotten"]
+    extra = figures.assign(task=figures["task"].astype(str)).set_index("task")
+    keys = table["task"].astype(str)
+    return table.assign(**{c: keys.map(extra[c]).to_numpy() for c in columns})
+
+
+def _score_figures(scored, first_last: pd.DataFrame, overall: pd.DataFrame):
+    from ..analysis.risk import forgetting_by_risk_bin, roc_curve
+
+    comparison, scores = scored
+    rows = [r for r in pd.concat([first_last, overall], ignore_index=True).to_dict("records")]
+    yield (item_plots.kl_flip_figure(rows).figure,
+           "Share of flipped items (1→0 or 0→1) among the items whose KL(before ‖ after) is at or above each "
+           "percentile; KL between the softmax of the choices' log-likelihoods, in nats.")
+    frame = comparison.paired.frame
+    right = frame["before"].to_numpy(dtype=bool) & np.isfinite(scores["margin_before"])
+    risk, lost = -scores["margin_before"][right], ~frame["after"].to_numpy(dtype=bool)[right]
+    row = comparison.overall.iloc[0]
+    if lost.any() and (~lost).any():
+        fpr, tpr = roc_curve(risk, lost)
+        yield (item_plots.risk_figure(forgetting_by_risk_bin(risk, lost), fpr, tpr, auroc=float(row["risk_auroc"]),
+                                      ci=(float(row["risk_auroc_ci_low"]), float(row["risk_auroc_ci_high"]))).figure,
+               f"Items right at the first checkpoint ({len(risk)}, {int(lost.sum())} forgotten), all tasks: the "
+               "forgotten share per tenth of the risk score −margin (gold minus best other log-likelihood, "
+               "before), and its ROC curve (AUROC, 95% interval).")
 
 
 def _chosen_items(sequence: CheckpointSequence, kind: str, top: int) -> tuple[pd.DataFrame, int]:
@@ -172,24 +280,44 @@ def _checkpoint_rows(names: list[str], short: list[str], records: pd.DataFrame) 
     return rows
 
 
-def _settings_sections(names: list[str], records: pd.DataFrame) -> list[str]:
-    out = []
-    for name in names:
+def _settings_sections(names: list[str], short: list[str], records: pd.DataFrame) -> list[str]:
+    """Which settings each checkpoint and task ran with (by hash), then each distinct settings text once."""
+    rows, texts = [], {}
+    for name, label in zip(names, short):
         own = checkpoint_rows(records, name)
         columns = [c for c in ("task", "task_fingerprint", "settings_hash", "settings") if c in own.columns]
         runs = _distinct(own[columns]).astype(str).drop_duplicates().sort_values(columns[:1], kind="stable")
-        rows = [[r.get("task", ""), r.get("task_fingerprint", ""), r.get("settings_hash", ""),
-                 _pre(_pretty_json(r.get("settings", "")))] for r in runs.to_dict("records")]
-        out.append(f"<h3>{escape(name)}</h3><p>model fingerprint <code>{escape(_joined(own.get('model_fingerprint')))}"
-                   "</code></p>")
-        out.append(_table(None, ["task", "task fingerprint", "settings hash", "settings"], rows))
+        for r in runs.to_dict("records"):
+            key = r.get("settings_hash", "") or r.get("settings", "")
+            texts.setdefault(key, r.get("settings", ""))
+            rows.append([label, _joined(own.get("model_fingerprint")), r.get("task", ""),
+                         r.get("task_fingerprint", ""), r.get("settings_hash", "")])
+    out = [_table("runs", ["checkpoint", "model fingerprint", "task", "task fingerprint", "settings hash"], rows)]
+    same = len(texts) == 1
+    lead = "Every checkpoint and task ran with the same settings" if same else f"{len(texts)} distinct settings"
+    out.append(f"<p class='note'>{lead}:</p>")
+    out.append(_table("settings", ["settings hash", "settings"],
+                      [[key, _pre(_pretty_json(text))] for key, text in texts.items()]))
     return out
 
 
 def _summary_table(table_id: str, frame: pd.DataFrame, labels: list[str]) -> str:
-    headers = labels + [header for _, header, _ in SUMMARY_COLUMNS]
-    rows = [[str(row[c]) for c in labels] + [_Num(_cell(row, c, spec)) for c, _, spec in SUMMARY_COLUMNS]
-            for row in frame.to_dict("records")]
+    """Summary rows; F true marked where forgetting beyond chance is significant, KL mean where large."""
+    scored = "kl_mean" in frame.columns
+    headers = labels + [header for _, header, _ in SUMMARY_COLUMNS] + (["KL mean", "risk AUROC"] if scored else [])
+    rows = []
+    for row in frame.to_dict("records"):
+        cells = [str(row[c]) for c in labels]
+        for column, _, spec in SUMMARY_COLUMNS:
+            text = _cell(row, column, spec)
+            cells.append(_Marked(text, "hi") if column == "forgetting_true" and forgetting_is_significant(row)
+                         else _Num(text))
+        if scored:
+            kl = row.get("kl_mean")
+            large = kl is not None and not pd.isna(kl) and kl >= KL_HIGHLIGHT
+            cells.append(_Marked(format_value(kl, ".3f"), "kl") if large else _Num(format_value(kl, ".3f")))
+            cells.append(_Num(format_value(row.get("risk_auroc"), ".2f")))
+        rows.append(cells)
     return _table(table_id, headers, rows)
 
 
@@ -204,6 +332,15 @@ def _cell(row: dict, column: str, spec: str) -> str:
 
 class _Num(str):
     """A cell right-aligned as a number."""
+
+
+class _Marked(str):
+    """A number cell marked with a CSS class (significant forgetting, large KL)."""
+
+    def __new__(cls, text: str, mark: str):
+        cell = super().__new__(cls, text)
+        cell.mark = mark
+        return cell
 
 
 class _Raw(str):
@@ -229,6 +366,8 @@ def _table(table_id: str | None, headers: list[str], rows: Iterable[list]) -> st
         for cell in row:
             if isinstance(cell, _Raw):
                 cells.append(f"<td>{cell}</td>")
+            elif isinstance(cell, _Marked):
+                cells.append(f"<td class='num {cell.mark}'>{escape(cell)}</td>")
             elif isinstance(cell, _Num):
                 cells.append(f"<td class='num'>{escape(cell)}</td>")
             else:

@@ -26,6 +26,13 @@ def test_cli_compare_writes_the_figures_and_keeps_the_table(tmp_path):
     assert quiz["kl_mean"] == pytest.approx((0.6 * math.log(4) + 0.4 * math.log(7 / 3)) / 4)
     assert quiz["risk_auroc"] == 0.5 and quiz["mcnemar_midp"] == 1.0
     assert data["overall"]["acc_change"] == pytest.approx(-1 / 6)
+    from forgetscope.report.story import comparison_sentence
+
+    # one plain sentence above the table, from the overall row
+    sentence = comparison_sentence(data["overall"], "B")
+    lines = result.output.splitlines()
+    assert sentence.startswith("B forgot ") and sentence in lines
+    assert lines.index(sentence) < next(i for i, line in enumerate(lines) if "A = " in line)
 
 
 def test_cli_compare_refuses_a_broken_gold_in_one_line(tmp_path):

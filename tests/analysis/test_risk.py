@@ -157,3 +157,29 @@ def test_rows_switch_to_large_sample_intervals_past_the_budget():
                          n_bootstrap=100, seed=0)
     assert big["risk_ci_method"][0] == "delong+logit" and small["risk_ci_method"][0] == "bootstrap"
     assert (big["risk_auroc_ci_low"][0], big["risk_auroc_ci_high"][0]) == delong_interval(-margin, ~after)
+
+
+def test_roc_curve_by_hand_and_its_area_is_the_auroc():
+    from forgetscope.analysis.risk import roc_curve
+
+    risk = np.array([0.9, 0.8, 0.8, 0.3, 0.1, np.nan])
+    lost = np.array([True, True, False, False, True, True])  # the NaN risk is left out
+    fpr, tpr = roc_curve(risk, lost)
+    # thresholds 0.9 | 0.8 (one forgotten, one kept: a diagonal step) | 0.3 | 0.1
+    assert fpr.tolist() == [0, 0, 0.5, 1.0, 1.0]
+    assert tpr.tolist() == pytest.approx([0, 1 / 3, 2 / 3, 2 / 3, 1.0])
+    assert np.trapezoid(tpr, fpr) == pytest.approx(auroc(risk, lost)) == pytest.approx(3.5 / 6)  # pairs: 1 + 1, ½ + 1, 0 + 0
+    assert roc_curve([0.1, 0.2], [False, False])[0].size == 0
+
+
+def test_forgetting_by_risk_bin_by_hand():
+    from forgetscope.analysis.risk import forgetting_by_risk_bin
+
+    risk = np.arange(10, dtype=float)
+    lost = np.array([0, 0, 0, 0, 0, 1, 0, 1, 1, 1], dtype=bool)
+    table = forgetting_by_risk_bin(risk, lost, n_bins=5)
+    assert table["n"].tolist() == [2] * 5 and table["n_forgotten"].tolist() == [0, 0, 1, 1, 2]
+    assert table["forgotten_share"].tolist() == [0, 0, 0.5, 0.5, 1.0]
+    assert table[["risk_low", "risk_high"]].values.tolist()[-1] == [8, 9]
+    tied = forgetting_by_risk_bin(np.array([1.0, 1, 1, 2]), np.array([1, 0, 0, 1], bool), n_bins=2)
+    assert tied["n"].tolist() == [3, 1]  # tied risks share a bin

@@ -179,3 +179,17 @@ def test_manifest_is_read_from_file_or_directory(tmp_path):
     with pytest.raises(SequenceError, match="not a run manifest"):
         RunManifest.read(run)
     assert not is_manifest(tmp_path)
+
+
+def test_learned_then_forgotten_lists_trajectories_first_vs_last_misses():
+    seq = checkpoint_sequence(records(), order=CHECKPOINTS, n_bootstrap=0)
+    table = seq.learned_then_forgotten()
+    # quiz a 1010: learned at c2, forgotten at c3; gen y 0110: learned at c1, forgotten at c3 (first and last
+    # agree for y: a first-vs-last comparison sees nothing); x 1001, e 1100, c 0111: not learned-then-forgotten
+    assert table[["task", "item_id", "trajectory", "learned_at", "forgotten_at"]].values.tolist() == [
+        ["gen", "y", "0110", "c1", "c3"], ["quiz", "a", "1010", "c2", "c3"]]
+    # the first forgetting after the first learning: 0101 → learned c1, forgotten c2
+    twice = checkpoint_sequence(records({"t": (2, {"p": "0101", "q": "0011"})}), order=CHECKPOINTS, n_bootstrap=0)
+    assert twice.learned_then_forgotten()[["item_id", "learned_index", "forgotten_index"]].values.tolist() == [["p", 1, 2]]
+    two = checkpoint_sequence(records(checkpoints=["c0", "c1"]), order=["c0", "c1"], n_bootstrap=0)
+    assert two.learned_then_forgotten().empty  # needs three checkpoints

@@ -104,7 +104,7 @@ def test_category_groups_from_config(tmp_path, records_dirs):
 
 @pytest.mark.parametrize("text,fragment", [
     ("defaults:\n  max_forgeting: 0.1\n",
-     "gate.yaml line 2: defaults.max_forgeting: unknown field; known: max_forgetting, alpha; did you mean max_forgetting?"),
+     "gate.yaml line 2: defaults.max_forgeting: unknown field; known: max_forgetting, alpha, prove_below; did you mean max_forgetting?"),
     ("defaults:\n  alpha: 2\n", "gate.yaml line 2: defaults.alpha: must be in (0, 1) (e.g. 0.05), got 2"),
     ("holm: maybe\n", "gate.yaml line 1: holm: expected true or false, got 'maybe'"),
     ("metric: f1\n", "gate.yaml line 1: metric: 'f1' is not one of acc, acc_norm"),
@@ -150,3 +150,25 @@ def test_mismatched_items_are_exit_2_not_a_pass(tmp_path):
     assert gate(before, shorter).exit_code == 2
     other_task = save_records(side("after", "arc", STEADY), tmp_path / "d.parquet")
     assert gate(before, other_task).exit_code == 2  # zero paired items
+
+
+def test_prove_below_fails_a_candidate_with_too_few_items_and_says_so(tmp_path, records_dirs):
+    baseline, candidate = records_dirs(*both(pair("few", {"11": 20}), pair("many", {"11": 1995, "10": 5})))
+    assert gate(baseline, candidate).exit_code == 0  # default mode: no evidence of forgetting, so it passes
+    result = gate(baseline, candidate, "--prove-below", "--junit", tmp_path / "gate.xml", "--json",
+                  tmp_path / "gate.json", "--markdown", tmp_path / "gate.md")
+    assert result.exit_code == 1, result.output
+    markdown = (tmp_path / "gate.md").read_text()
+    assert "Mode prove-below: a group passes only when it is shown" in markdown
+    few = [c.strip() for c in next(line for line in markdown.splitlines() if line.startswith("| few |")).split("|")]
+    assert few[9:12] == ["prove-below", "0.139", "0.668"] and few[-2] == "**FAIL**"
+    assert "| pass (shown below threshold) |" in next(line for line in markdown.splitlines() if line.startswith("| many |"))
+    cases = {case.get("name"): case for case in ET.parse(tmp_path / "gate.xml").getroot().iter("testcase")}
+    message = cases["few"].find("failure").get("message")
+    assert message.startswith("not shown to forget less than the threshold: prove-below: upper 95% bound of "
+                              "F_true 0.139 ≥ 0.020")
+    assert cases["many"].find("failure") is None and "shown below threshold" in cases["many"].find("system-out").text
+    data = json.loads((tmp_path / "gate.json").read_text())
+    groups = {g["group"]: g for g in data["groups"]}
+    assert data["default"]["mode"] == "prove-below" and data["failed"] == ["few"]
+    assert groups["few"]["mode"] == "prove-below" and groups["few"]["forgetting_true_upper"] == pytest.approx(0.1391, abs=1e-4)

@@ -127,3 +127,69 @@ def test_mismatched_items_never_reach_the_gate():
     after = side("after", "quiz", FORGETFUL).iloc[:-1]
     with pytest.raises(ItemMismatchError):
         compare_records(before, after)
+
+
+# ---------------------------------------------------------------------------- prove-below (equivalence mode)
+
+def binomial_head(k: int, n: int, rate: float) -> float:
+    """P[Binomial(n, rate) ≤ k], summed by hand."""
+    return sum(math.comb(n, j) * rate ** j * (1 - rate) ** (n - j) for j in range(0, k + 1))
+
+
+def test_prove_below_fails_closed_on_too_few_items_and_passes_with_enough():
+    comparison = compare(pair("few", {"11": 20}), pair("many", {"11": 1995, "10": 5}))
+    result = decide(comparison, parse_config(None, prove_below=True))
+    table = result.decisions.set_index("group")
+    few, many = table.loc["few"], table.loc["many"]
+    # 20 items, none forgotten (F_chance 0: every item right before): P[Bin(20, 0.02) ≤ 0] = 0.98^20
+    assert few["mode"] == "prove-below" and few.forgetting_true == 0
+    assert few.p_value == pytest.approx(0.98 ** 20) == pytest.approx(0.6676, abs=1e-4)
+    # the upper 95 % Clopper–Pearson bound with 0 of 20 solves (1 − U)^20 = 0.05
+    assert few.forgetting_true_upper == pytest.approx(1 - 0.05 ** (1 / 20)) == pytest.approx(0.1391, abs=1e-4)
+    assert few.failed and few.verdict == "fail (not shown below threshold)"
+    # 2000 items, 5 forgotten: P[Bin(2000, 0.02) ≤ 5] is tiny, the bound well under 0.02
+    assert many.p_value == pytest.approx(binomial_head(5, 2000, 0.02), rel=1e-9)
+    assert many.p_value < 1e-9 and many.forgetting_true_upper < 0.02
+    assert not many.failed and many.verdict == "pass (shown below threshold)"
+    assert result.failed_groups == ["few"] and result.exit_code == 1
+    # the default mode passes the same 20 items: nothing forgotten is no evidence of forgetting
+    assert decide(comparison).passed
+
+
+def test_prove_below_agrees_with_scipy_binomtest_and_its_exact_interval():
+    from scipy.stats import binomtest
+
+    comparison = compare(pair("a", {"11": 380, "10": 3, "00": 17}), pair("b", {"11": 90, "10": 4, "01": 2, "00": 4}))
+    table = decide(comparison, parse_config(None, prove_below=True, max_forgetting=0.05)).decisions.set_index("group")
+    for group in ("a", "b"):
+        row = table.loc[group]
+        n_10, n, chance = int(row.n_10), int(row.n), float(row.forgetting_chance)
+        test = binomtest(n_10, n, chance + 0.05, alternative="less")
+        assert row.p_value == pytest.approx(test.pvalue, rel=1e-9)
+        upper = binomtest(n_10, n, 0.5, alternative="less").proportion_ci(0.95, method="exact").high
+        assert row.forgetting_true_upper == pytest.approx(max(upper - chance, 0), rel=1e-9)
+        assert row.failed == (not test.pvalue < 0.05) == (not upper - chance < 0.05)
+    assert not table.loc["a"].failed and table.loc["b"].failed  # 3 of 400 shown below; 4 of 100 not
+
+
+def test_prove_below_per_task_in_the_config_and_command_line_default():
+    comparison = compare(pair("few", {"11": 20}), pair("steady", STEADY))
+    config = parse_config({"tasks": {"few": {"prove_below": True}}})
+    table = decide(comparison, config).decisions.set_index("group")
+    assert table.loc["few", "mode"] == "prove-below" and table.loc["few"].failed
+    assert table.loc["steady", "mode"] == "exceed" and not table.loc["steady"].failed
+    # the command line sets the default, not a task's own entry
+    off = parse_config({"tasks": {"few": {"prove_below": False}}}, prove_below=True)
+    assert off.for_task("few").mode == "exceed" and off.for_task("steady").mode == "prove-below"
+    with pytest.raises(Exception, match="prove_below"):
+        parse_config({"defaults": {"prove_below": "yes"}})
+
+
+def test_prove_below_with_repeats_takes_the_worst_seed():
+    # seed 0: 0 of 300 forgotten (proven below 0.02); seed 1: 6 of 300 (F = 0.02: not proven)
+    before = pd.concat([side("before", "t", {"11": 300}, repeat=0), side("before", "t", {"11": 294, "10": 6}, repeat=1)])
+    after = pd.concat([side("after", "t", {"11": 300}, repeat=0), side("after", "t", {"11": 294, "10": 6}, repeat=1)])
+    row = decide(compare_records(before, after, n_bootstrap=0), parse_config(None, prove_below=True)).decisions.iloc[0]
+    assert row.n_repeats == 2
+    assert row.p_value == pytest.approx(binomial_head(6, 300, 0.02), rel=1e-9)
+    assert row.forgetting_true_upper > 0.02 and row.failed

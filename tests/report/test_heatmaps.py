@@ -108,7 +108,46 @@ def test_transition_heatmap_one_panel_per_task():
     for p, row in enumerate(table.itertuples()):
         counts = [[row.n_00, row.n_01], [row.n_10, row.n_11]]
         assert drawn.matrix.loc[row.task].to_numpy().tolist() == counts
-        np.testing.assert_allclose(plotted(drawn.figure, p), np.array(counts) / np.sum(counts))
+        np.testing.assert_allclose(plotted(drawn.figure, p), heatmaps.transition_colours(counts))
+        texts = [t.get_text() for t in drawn.figure.axes[p].texts]
+        # counts and the before-row rate: 1→0 is n_10 of n_10 + n_11 right-before items
+        assert f"{row.n_10:g}\n{row.n_10 / (row.n_10 + row.n_11):.0%}" in texts
+
+
+def test_transition_matrix_highlights_forgetting_not_the_biggest_cell():
+    from matplotlib.colors import to_rgba
+
+    # 900 items wrong → wrong dominate the counts; 10 of the 100 right items were forgotten
+    counts = [[900, 0], [10, 90]]
+    colours = heatmaps.transition_colours(counts)
+    assert tuple(colours[0, 0]) == tuple(colours[1, 1]) == to_rgba("#f2f2f2")  # diagonal: flat, whatever its count
+    assert tuple(colours[0, 1]) == to_rgba("white")  # nothing learned
+    red, green, blue, _ = colours[1, 0]
+    assert red > green + 0.1 and red > blue + 0.1  # forgetting stands out in red
+    # coloured by the row rate (10 %), not by the share of all items (1 %): more forgetting, darker
+    darker = heatmaps.transition_colours([[900, 0], [40, 60]])[1, 0]
+    assert sum(darker[:3]) < sum(colours[1, 0][:3])
+    assert heatmaps.transition_rates(counts)[1, 0] == pytest.approx(0.1)
+    drawn = transition_heatmap(pd.DataFrame([{"task": "t", "n_00": 900, "n_01": 0, "n_10": 10, "n_11": 90}]))
+    outline = [patch for patch in drawn.figure.axes[0].patches if patch.get_label() == "1→0"]
+    assert len(outline) == 1 and outline[0].get_xy() == (-0.5, 0.5)  # the (before right, after wrong) cell
+    assert to_rgba(outline[0].get_edgecolor())[0] > 0.6
+
+
+def test_an_all_zero_panel_keeps_a_fixed_colour_scale():
+    table = summary_table(3).assign(forgetting_true=0.0)
+    image = task_heatmap(table, "forgetting_true").figure.axes[0].images[0]
+    assert (image.norm.vmin, image.norm.vmax) == (0.0, heatmaps.MIN_SCALE)  # not 0..1e-9
+    signed = task_heatmap(table.assign(acc_after=0.5), "acc_change").figure.axes[0].images[0]
+    assert (signed.norm.vmin, signed.norm.vmax) == (-heatmaps.MIN_SCALE, heatmaps.MIN_SCALE)
+    big = task_heatmap(summary_table(3), "forgetting_true").figure.axes[0].images[0]
+    assert big.norm.vmax == pytest.approx(0.02 + 0.3)  # above the floor: the data's maximum
+
+
+def test_png_at_twice_the_pixels():
+    figure = task_heatmap(summary_table(2), "forgetting_true").figure
+    width, height = png_size(figure_bytes(figure, "png"))
+    assert png_size(figure_bytes(figure, "png", scale=2)) == (2 * width, 2 * height)
 
 
 def test_raster_from_a_sequence(hand_records):

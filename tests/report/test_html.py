@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 import re
 import shutil
 import subprocess
@@ -109,9 +110,11 @@ def test_checkpoints_settings_and_fingerprints(report):
     checkpoints = tables_of(report)["checkpoints"]
     assert [row[1:4] for row in checkpoints[1:]] == [["c0", "run/c0", "fp-0" * 4], ["c1", "run/c1", "fp-1" * 4],
                                                       ["c2", "run/c2", "fp-2" * 4]]
-    for name in CHECKPOINTS:
-        assert f"<h3>{name}</h3>" in report
-    assert '"batch_size": 8' in report and "tf-alpha" in report and "sh-1" in report
+    runs = tables_of(report)["runs"]
+    assert [row[0] for row in runs[1:]] == ["c0", "c0", "c1", "c1", "c2", "c2"]
+    assert runs[1][1:] == ["fp-0" * 4, "alpha", "tf-alpha", "sh-1"]
+    # the settings text is shown once, not once per checkpoint and task
+    assert report.count('"batch_size": 8') == 1 and "Every checkpoint and task ran with the same settings" in report
 
 
 def test_self_contained(report):
@@ -121,7 +124,9 @@ def test_self_contained(report):
     assert not re.search(r"""(src|href)\s*=\s*['"]?(https?:|//)""", report)
     assert "@import" not in report and "url(" not in report
     images = re.findall(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", report)
-    assert len(images) == 1 + 3 + 2 * 2  # transitions, 3 task maps, pairwise + raster for both tasks
+    # transitions, 3 task maps, pairwise + raster for both tasks, flips by KL (no risk figure: every item
+    # right at c0 was forgotten, so there is no kept item to rank against)
+    assert len(images) == 1 + 3 + 2 * 2 + 1
     for data in images:
         pixels = matplotlib.image.imread(io.BytesIO(base64.b64decode(data)), format="png")
         assert pixels.shape[0] > 100 and pixels.shape[1] > 100
@@ -163,3 +168,64 @@ def test_opens_in_headless_chromium_without_console_errors(report, tmp_path):
     dom, console = _console_messages(page)
     assert console == []
     assert "0.375" in dom and "F true" in dom and "data:image/png;base64," in dom
+
+
+# ---------------------------------------------------------------------------- the story, relapses, marks, figures
+
+#: 30 forgotten, 10 kept, 4 learned then forgotten (010), 2 never learned: k = 2, gold choice 0
+STORY = {"quiz": (2, {**{f"f{i}": "100" for i in range(30)}, **{f"k{i}": "111" for i in range(10)},
+                      **{f"r{i}": "010" for i in range(4)}, "n0": "000", "n1": "000"})}
+
+
+@pytest.fixture(scope="module")
+def story_report() -> str:
+    records = make_records(STORY)
+    return render_report(checkpoint_sequence(records, n_bootstrap=50), records, title="story")
+
+
+def test_report_opens_with_the_sentence_and_one_per_task(story_report):
+    from forgetscope.report.story import comparison_sentence
+
+    seq = checkpoint_sequence(make_records(STORY), n_bootstrap=50)
+    overall = seq.pair_summary(0, -1, None).iloc[0]
+    sentence = comparison_sentence(overall, "c2")
+    # 40 right at c0: 30 forgotten by c2 (F_chance = (1 − 40/46)(1 − 10/46) / 1 ≈ 0.10), nothing learned
+    assert sentence.startswith("c2 forgot 30 of 46 items (F_true 0.55, p < 1e-") and sentence.endswith("learned none.")
+    from html import escape
+
+    assert f"<p class='story'>{escape(sentence)}</p>" in story_report  # "p &lt; 1e-18"
+    assert f"<li><b>quiz</b>: {escape(sentence)}</li>" in story_report
+    assert "<li><b>c0 → c1</b>: c1 forgot 30 of 46 items" in story_report
+
+
+def test_items_learned_then_forgotten_are_listed(story_report):
+    relapses = tables_of(story_report)["relapses"]
+    assert relapses[0] == ["task", "item", "trajectory", "learned at", "forgotten at"]
+    assert relapses[1:] == [["quiz", f"r{i}", "010", "c1", "c2"] for i in range(4)]
+    assert "quiz 4" in story_report
+
+
+def test_significant_forgetting_and_large_kl_are_marked(story_report, report):
+    summary = re.search(r"<table id='summary'>.*?</table>", story_report, re.S).group(0)
+    quiz = re.search(r"<tr><td>quiz</td>.*?</tr>", summary).group(0)
+    cells = re.findall(r"<td class='([^']*)'>([^<]*)</td>", quiz)
+    # F true (30 of 40 right items lost) is significant; KL: 30 flipped items of 46 moved by
+    # KL(softmax(−1, −2) ‖ softmax(−2, −1)) = tanh(1/2) nats each, 4 more (the relapses: 0→0 at c0 vs c2)
+    assert cells[7][0] == "num hi"
+    kl = 30 * math.tanh(0.5) / 46
+    assert cells[-2] == ("num kl", f"{kl:.3f}")
+    # the small hand-made run: nothing significant, KL 0.347 is marked
+    first = re.search(r"<table id='summary'>.*?</table>", report, re.S).group(0)
+    assert "num hi" not in first
+
+
+def test_figures_are_png_at_twice_their_size_with_the_risk_figure(story_report):
+    import matplotlib.image
+
+    images = re.findall(r"width='(\d+)' height='(\d+)' src='data:image/png;base64,([A-Za-z0-9+/=]+)'", story_report)
+    for width, height, data in images:
+        pixels = matplotlib.image.imread(io.BytesIO(base64.b64decode(data)), format="png")
+        assert pixels.shape[:2] == (2 * int(height), 2 * int(width))
+    assert "Share of flipped items (1→0 or 0→1) among the items whose KL" in story_report
+    assert "Items right at the first checkpoint (40, 30 forgotten)" in story_report
+    assert len(images) == 1 + 3 + 2 + 2  # transitions, task maps, pairwise + raster, KL and risk
