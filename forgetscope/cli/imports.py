@@ -8,7 +8,7 @@ into the results directory, and say which directory to hand to `compare`,
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Callable, Optional
 
 import typer
 
@@ -38,13 +38,9 @@ def import_lmeval(
         "--filter", help="Which filter's responses to import when a task logs several (e.g. strict-match).")] = None,
 ) -> None:
     """Import lm-evaluation-harness `--log_samples` output (samples_*.jsonl)."""
-    from ..importers import LogFormatError, read_lmeval
+    from ..importers import read_lmeval
 
-    try:
-        run = read_lmeval(path, checkpoint=name, metric=metric, filter_name=filter_name)
-    except (LogFormatError, *input_errors()) as exc:
-        fail(str(exc))
-    _write(run, output)
+    _import(read_lmeval, output, path, checkpoint=name, metric=metric, filter_name=filter_name)
 
 
 @import_app.command("lighteval")
@@ -55,13 +51,9 @@ def import_lighteval(
     metric: ImportMetricOpt = None,
 ) -> None:
     """Import lighteval `--save-details` output (details_*.parquet)."""
-    from ..importers import LogFormatError, read_lighteval
+    from ..importers import read_lighteval
 
-    try:
-        run = read_lighteval(path, checkpoint=name, metric=metric)
-    except (LogFormatError, *input_errors()) as exc:
-        fail(str(exc))
-    _write(run, output)
+    _import(read_lighteval, output, path, checkpoint=name, metric=metric)
 
 
 @import_app.command("inspect")
@@ -73,13 +65,9 @@ def import_inspect(
         "--metric", help="The scorer whose C/I (or 0/1) scores say right or wrong, when a log has several.")] = None,
 ) -> None:
     """Import Inspect AI eval logs (.eval or .json); needs inspect_ai (the `inspect` extra of forgetscope)."""
-    from ..importers import LogFormatError, read_inspect
+    from ..importers import read_inspect
 
-    try:
-        run = read_inspect(path, checkpoint=name, metric=scorer)
-    except (LogFormatError, *input_errors()) as exc:
-        fail(str(exc))
-    _write(run, output)
+    _import(read_inspect, output, path, checkpoint=name, metric=scorer)
 
 
 @import_app.command("olmes")
@@ -90,10 +78,17 @@ def import_olmes(
     metric: ImportMetricOpt = None,
 ) -> None:
     """Import OLMES (oe_eval) prediction files (task-NNN-<task>-predictions.jsonl and their metrics.json)."""
-    from ..importers import LogFormatError, read_olmes
+    from ..importers import read_olmes
+
+    _import(read_olmes, output, path, checkpoint=name, metric=metric)
+
+
+def _import(reader: Callable[..., Any], output: Path, path: Path, **options: Any) -> None:
+    """Read the logs with `reader` (an importers.read_*) and write them as records; bad logs: one line, exit 2."""
+    from ..importers import LogFormatError
 
     try:
-        run = read_olmes(path, checkpoint=name, metric=metric)
+        run = reader(path, **options)
     except (LogFormatError, *input_errors()) as exc:
         fail(str(exc))
     _write(run, output)
