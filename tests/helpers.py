@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from forgetscope.tasks.base import GenerationConfig, Task, generative_item, multiple_choice_item
 
 WORDS = ["apple", "river", "stone", "cloud", "seven", "green", "Paris", "the cat", "blue sky", "an answer"]
@@ -22,3 +25,12 @@ def gen_task(n: int = 6, name: str = "gen") -> Task:
     items = [generative_item(f"{name}-{i}", f"Question: What is {i} plus {i}?\nAnswer:", [str(2 * i)])
              for i in range(n)]
     return Task(name, items, generation=GenerationConfig(max_new_tokens=6, stop=("\n",)))
+
+
+def write_quiz(path: Path, n: int, categories: bool = False) -> Path:
+    """A JSONL file of n three-choice items q0..q{n-1} ("Which one is number i?", gold i % 3); with
+    `categories`, each item is "odd" or "even"."""
+    rows = [{"id": f"q{i}", "question": f"Which one is number {i}?", "choices": [f"word{i}", "the river", "a stone"],
+             "answer": i % 3, **({"category": "odd" if i % 2 else "even"} if categories else {})} for i in range(n)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 
 import pytest
@@ -12,6 +11,7 @@ from typer.testing import CliRunner
 from forgetscope.cli import app
 from forgetscope.cli.options import optional_values
 from forgetscope.records.store import load_records
+from tests.helpers import write_quiz
 
 runner = CliRunner()
 B = "<|bos|>"
@@ -19,11 +19,7 @@ B = "<|bos|>"
 
 @pytest.fixture()
 def items(tmp_path):
-    path = tmp_path / "quiz.jsonl"
-    rows = [{"id": f"q{i}", "question": f"Which one is number {i}?", "choices": [f"word{i}", "the river", "a stone"],
-             "answer": i % 3} for i in range(6)]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
+    return write_quiz(tmp_path / "quiz.jsonl", 6)
 
 
 def _eval(model, items, out, *extra):

@@ -15,17 +15,14 @@ from forgetscope.cli import app
 from forgetscope.engine.evaluate import EvalSettings
 from forgetscope.records.store import load_records
 from forgetscope.tasks.base import TaskError, item_limit
+from tests.helpers import write_quiz
 
 runner = CliRunner()
 
 
 @pytest.fixture()
 def quiz(tmp_path):
-    path = tmp_path / "quiz.jsonl"
-    rows = [{"id": f"q{i}", "question": f"Which one is number {i}?", "choices": [f"word{i}", "the river", "a stone"],
-             "answer": i % 3} for i in range(10)]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
+    return write_quiz(tmp_path / "quiz.jsonl", 10)
 
 
 def _eval(model, quiz, out, *extra):

@@ -3,13 +3,13 @@ that reads when piped."""
 
 from __future__ import annotations
 
-import json
 import shutil
 
 import pytest
 from typer.testing import CliRunner
 
 from forgetscope.cli import app
+from tests.helpers import write_quiz
 
 runner = CliRunner()
 NARROW = {"COLUMNS": "100"}
@@ -25,9 +25,7 @@ def sides(tmp_path_factory, tiny_llama_dir, tiny_llama_dir_b):
     shutil.copytree(tiny_llama_dir, a)
     shutil.copytree(tiny_llama_dir_b, b)
     items = root / "arithmetic_and_riddles_long_task_name.jsonl"
-    rows = [{"id": f"q{i}", "question": f"Which one is number {i}?", "choices": [f"word{i}", "the river", "a stone"],
-             "answer": i % 3, "category": "odd" if i % 2 else "even"} for i in range(24)]
-    items.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_quiz(items, 24, categories=True)
     return a, b, items, root / "results"
 
 

@@ -20,17 +20,14 @@ from forgetscope.engine.evaluate import Checkpoint, evaluate
 from forgetscope.engine.fingerprint import FingerprintError, model_fingerprint
 from forgetscope.records.store import load_records
 from tests.engine.conftest import COMMIT_A, COMMIT_B
-from tests.helpers import mc_task
+from tests.helpers import mc_task, write_quiz
+
 runner = CliRunner()
 
 
 @pytest.fixture()
 def quiz(tmp_path):
-    path = tmp_path / "quiz.jsonl"
-    rows = [{"id": f"q{i}", "question": f"Which one is number {i}?", "choices": [f"word{i}", "the river", "a stone"],
-             "answer": i % 3} for i in range(8)]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
+    return write_quiz(tmp_path / "quiz.jsonl", 8)
 
 
 def test_split_revision_prefers_an_existing_local_path(tmp_path):
