@@ -84,6 +84,14 @@ def unit_resources(settings: EvalSettings, threads: int, cluster_gpus: float = 0
     return {"num_cpus": threads, "num_gpus": 1} if on_gpu else {"num_cpus": threads, "num_gpus": 0}
 
 
+def cluster_device(settings: EvalSettings, cluster_gpus: float) -> EvalSettings:
+    """`device="auto"` made concrete for the cluster, as a local run makes it for its machine: CUDA when the
+    cluster has GPUs (each worker then asks Ray for one), else CPU. Records store the device scores came from."""
+    if settings.device != "auto":
+        return settings
+    return replace(settings, device="cuda" if cluster_gpus > 0 else "cpu")
+
+
 def capacity(nodes: list[dict], resources: dict[str, float]) -> int:
     """How many workers with `resources` fit on the alive nodes at once."""
     total = 0
@@ -243,9 +251,12 @@ class _Run:
     def execute(self) -> list[pd.DataFrame]:
         import ray
 
+        nodes = ray.nodes()
+        gpus = sum(n.get("Resources", {}).get("GPU", 0) for n in nodes if n.get("Alive", True))
+        self.settings = cluster_device(self.settings, gpus)
         units = self._plan(ray)
         if units:
-            self._dispatch(ray, units)
+            self._dispatch(ray, units, nodes, gpus)
         for group, count in self.left.items():
             if count == 0 and not all(id(p) in self.frames for p in self.groups[group]):
                 self._finish(group)
@@ -285,9 +296,7 @@ class _Run:
         return units
 
     # -------------------------------------------------------------- dispatch
-    def _dispatch(self, ray, units: list[_Unit]) -> None:
-        nodes = ray.nodes()
-        gpus = sum(n.get("Resources", {}).get("GPU", 0) for n in nodes if n.get("Alive", True))
+    def _dispatch(self, ray, units: list[_Unit], nodes: list[dict], gpus: float) -> None:
         resources = unit_resources(self.settings, self.threads, gpus)
         fit = capacity(nodes, resources)
         if fit < 1:

@@ -6,7 +6,7 @@ import pytest
 
 from forgetscope.engine.evaluate import EvalSettings
 from forgetscope.engine.executor import ExecutorError, LocalExecutor, make_executor
-from forgetscope.engine.ray_executor import capacity, unit_resources
+from forgetscope.engine.ray_executor import capacity, cluster_device, unit_resources
 
 
 def test_a_worker_asks_for_the_gpus_of_one_model_or_for_cpu_threads():
@@ -15,6 +15,13 @@ def test_a_worker_asks_for_the_gpus_of_one_model_or_for_cpu_threads():
     assert unit_resources(EvalSettings(device="cpu"), 3, cluster_gpus=8) == {"num_cpus": 3, "num_gpus": 0}
     assert unit_resources(EvalSettings(device="auto"), 1, cluster_gpus=8)["num_gpus"] == 1
     assert unit_resources(EvalSettings(device="auto"), 1, cluster_gpus=0)["num_gpus"] == 0
+
+
+def test_device_auto_becomes_the_device_the_cluster_gives_its_workers():
+    assert cluster_device(EvalSettings(device="auto"), cluster_gpus=0).device == "cpu"
+    assert cluster_device(EvalSettings(device="auto"), cluster_gpus=2).device == "cuda"
+    assert cluster_device(EvalSettings(device="cpu"), cluster_gpus=2).device == "cpu"  # asked for: kept
+    assert cluster_device(EvalSettings(device="cuda:1"), cluster_gpus=0).device == "cuda:1"
 
 
 def test_capacity_counts_workers_per_alive_node():

@@ -16,6 +16,7 @@ import sys
 import textwrap
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -109,6 +110,19 @@ def test_ray_run_writes_the_rows_of_a_local_run(cluster, trace, reference, tmp_p
     frames = again.evaluate(_jobs(tiny_llama_dir, tiny_llama_dir_b), tmp_path, SETTINGS)
     assert again.reports == []
     _assert_same_rows(pd.concat(frames, ignore_index=True), reference)
+
+
+def test_device_auto_on_ray_stores_the_device_a_local_auto_run_stores(cluster, trace, tmp_path, tiny_llama_dir):
+    auto = replace(SETTINGS, device="auto")
+    tasks = [mc_task(4, "alpha")]
+    evaluate(Checkpoint(str(tiny_llama_dir), name="a"), tasks, tmp_path / "local", auto)
+    RayExecutor(address=cluster[0], workers=1).evaluate([EvalJob(Checkpoint(str(tiny_llama_dir), name="a"), tasks)],
+                                                        tmp_path / "ray", auto)
+    for where in ("local", "ray"):
+        rows = load_records([tmp_path / where])
+        assert {json.loads(s)["device"] for s in rows["settings"]} == {"cpu"}, where  # the cluster has no GPU
+        metas = [json.loads(p.read_text()) for p in (tmp_path / where).rglob("meta.json")]
+        assert metas and {m["settings"]["device"] for m in metas} == {"cpu"}, where
 
 
 def test_a_killed_worker_is_retried_and_nothing_is_lost_or_doubled(connected, trace, reference, tmp_path,
