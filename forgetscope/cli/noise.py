@@ -26,9 +26,19 @@ from .options import MODEL, TASKS, VLLM, MetricOpt, OutputOpt, ScoringOptions, S
 if TYPE_CHECKING:  # pandas loads only when the command runs
     import pandas as pd
 
+def _batch_size(value: str) -> int | str:
+    """A batch size as --batch-size takes it: a positive integer or `auto`."""
+    if value == "auto":
+        return value
+    number = int(value)
+    if number < 1:
+        raise ValueError(value)
+    return number
+
+
 #: settings `--vary` may change, and how their values are read
 VARIABLE_SETTINGS = {
-    "backend": str, "dtype": str, "device": str, "batch_size": int, "max_length": int,
+    "backend": str, "dtype": str, "device": str, "batch_size": _batch_size, "max_length": int,
     "max_model_len": int, "tensor_parallel_size": int, "threads": int,
 }
 
@@ -45,7 +55,8 @@ def parse_vary(spec: str) -> tuple[str, list]:
     try:
         return key, [VARIABLE_SETTINGS[key](v) for v in parts]
     except ValueError:
-        raise ValueError(f"--vary {key}: {values!r} are not {VARIABLE_SETTINGS[key].__name__} values") from None
+        kind = {str: "text", int: "an integer", _batch_size: "a positive integer or auto"}[VARIABLE_SETTINGS[key]]
+        raise ValueError(f"--vary {key}: {values!r}: each value must be {kind}") from None
 
 
 @with_groups(MODEL, VLLM, TASKS)  # no sampling: the noise floor is measured on greedy decisions, once

@@ -19,7 +19,8 @@ def test_parse_vary():
     assert parse_vary("batch_size=1,16") == ("batch_size", [1, 16])
     assert parse_vary("dtype=float32, bfloat16") == ("dtype", ["float32", "bfloat16"])
     assert parse_vary("backend=hf,vllm") == ("backend", ["hf", "vllm"])
-    for bad in ("batch_size=1", "temperature=0,1", "batch_size=a,b", "dtype"):
+    assert parse_vary("batch_size=auto,16") == ("batch_size", ["auto", 16])  # as --batch-size takes it
+    for bad in ("batch_size=1", "temperature=0,1", "batch_size=a,b", "batch_size=0,8", "dtype"):
         with pytest.raises(ValueError):
             parse_vary(bad)
 
