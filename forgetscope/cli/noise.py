@@ -21,30 +21,23 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from .common import console, fail, input_errors
-from .options import MODEL, TASKS, VLLM, MetricOpt, OutputOpt, ScoringOptions, SeedOpt, TaskOpt, with_groups
+from .options import MODEL, TASKS, VLLM, MetricOpt, OutputOpt, ScoringOptions, SeedOpt, TaskOpt, \
+    parse_batch_size, with_groups
 
 if TYPE_CHECKING:  # pandas loads only when the command runs
     import pandas as pd
 
-def _batch_size(value: str) -> int | str:
-    """A batch size as --batch-size takes it: a positive integer or `auto`."""
-    if value == "auto":
-        return value
-    number = int(value)
-    if number < 1:
-        raise ValueError(value)
-    return number
-
-
 #: settings `--vary` may change, and how their values are read
 VARIABLE_SETTINGS = {
-    "backend": str, "dtype": str, "device": str, "batch_size": _batch_size, "max_length": int,
+    "backend": str, "dtype": str, "device": str, "batch_size": parse_batch_size, "max_length": int,
     "max_model_len": int, "tensor_parallel_size": int, "threads": int,
 }
 
 
 def parse_vary(spec: str) -> tuple[str, list]:
     """"batch_size=1,16" → ("batch_size", [1, 16]); exactly two values of a known setting."""
+    from ..backends.base import BackendError
+
     key, sep, values = spec.partition("=")
     key = key.strip().replace("-", "_")
     if not sep or key not in VARIABLE_SETTINGS:
@@ -52,10 +45,10 @@ def parse_vary(spec: str) -> tuple[str, list]:
     parts = [v.strip() for v in values.split(",")]
     if len(parts) != 2 or not all(parts):
         raise ValueError(f"--vary {key}= needs exactly two values separated by a comma; got {values!r}")
-    try:
+    try:  # a batch size as --batch-size reads it (EvalSettings then checks the number)
         return key, [VARIABLE_SETTINGS[key](v) for v in parts]
-    except ValueError:
-        kind = {str: "text", int: "an integer", _batch_size: "a positive integer or auto"}[VARIABLE_SETTINGS[key]]
+    except (ValueError, BackendError):
+        kind = {str: "text", int: "an integer", parse_batch_size: "a whole number or auto"}[VARIABLE_SETTINGS[key]]
         raise ValueError(f"--vary {key}: {values!r}: each value must be {kind}") from None
 
 

@@ -80,7 +80,7 @@ def unit_resources(settings: EvalSettings, threads: int, cluster_gpus: float = 0
     """What one worker asks Ray for: GPUs for one model (vLLM: tensor_parallel_size), else CPU threads."""
     if settings.backend == "vllm":
         return {"num_cpus": 1, "num_gpus": max(1, settings.tensor_parallel_size)}
-    on_gpu = settings.device.startswith("cuda") or (settings.device == "auto" and cluster_gpus > 0)
+    on_gpu = cluster_device(settings, cluster_gpus).device.startswith("cuda")
     return {"num_cpus": threads, "num_gpus": 1} if on_gpu else {"num_cpus": threads, "num_gpus": 0}
 
 

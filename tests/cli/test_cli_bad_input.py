@@ -127,7 +127,7 @@ def test_batch_size_and_max_length_out_of_range_are_refused(tmp_path, items, opt
 
 def test_noise_refuses_a_batch_size_of_zero(tmp_path, items):
     fails(["noise", "m", "--task", items, "--output", tmp_path / "res", "--vary", "batch_size=0,16"],
-          "--vary batch_size: '0,16': each value must be a positive integer or auto")
+          "--batch-size must be a whole number of at least 1")
 
 
 # ---------------------------------------------------------------- models and tokenizers
