@@ -73,10 +73,8 @@ def read_adapter(folder: str | Path, allow_pickle: bool = False) -> Adapter:
     return Adapter(folder, base, revision, weights)
 
 
-def refuse_any_pickle(model: str | Path, allow_pickle: bool) -> None:
+def refuse_any_pickle(model: str | Path) -> None:
     """weights.refuse_pickle for a model directory or an adapter folder (its weights, then its base's)."""
-    if allow_pickle:
-        return
     if is_adapter_dir(model):
         refuse_pickle(read_adapter(model, allow_pickle=False).base, False)
     else:

@@ -223,7 +223,7 @@ def prepare_checkpoint(checkpoint: Checkpoint | str, settings: EvalSettings,
     ckpt.subfolder = ckpt.subfolder or settings.model_args.get("subfolder")
     model_fp = ckpt.resolve_fingerprint()
     if check_pickle and not ckpt.gguf_file and not settings.allow_pickle:
-        refuse_any_pickle(ckpt.load_path(), False)
+        refuse_any_pickle(ckpt.load_path())
     return ckpt, model_fp
 
 

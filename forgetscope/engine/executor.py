@@ -51,15 +51,15 @@ class LocalExecutor:
 
 
 def make_executor(kind: str = "local", *, address: str | None = None, workers: int | None = None,
-                  progress: ProgressFn | None = None, unit_progress: UnitProgress | None = None) -> Executor:
-    """`local` (with per-task `progress`) or `ray` (with `unit_progress`; `address`: a cluster's address,
-    `auto` for the one `ray start` runs on this machine, None to start a local one)."""
+                  progress: ProgressFn | None = None) -> Executor:
+    """`local` (with per-task `progress`) or `ray` (`address`: a cluster's address, `auto` for the one
+    `ray start` runs on this machine, None to start a local one; set its `.progress` to a UnitProgress)."""
     check_executor(kind, address, workers)
     if kind == "local":
         return LocalExecutor(progress)
     from .ray_executor import RayExecutor
 
-    return RayExecutor(address=address, workers=workers, progress=unit_progress)
+    return RayExecutor(address=address, workers=workers)
 
 
 def check_executor(kind: str, address: str | None = None, workers: int | None = None) -> None:

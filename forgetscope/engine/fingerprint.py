@@ -57,18 +57,6 @@ def resolve_model(model: str, revision: str | None = None) -> ModelSource:
     return ModelSource(snapshot.folder, snapshot.commit)
 
 
-def resolve_model_dir(model: str, revision: str | None = None) -> Path:
-    """A local directory for `model`: itself if local, else the HF cache snapshot."""
-    return resolve_model(model, revision).folder
-
-
-def model_files(model: str, gguf_file: str | None = None, *, revision: str | None = None,
-                subfolder: str | None = None) -> list[Path]:
-    folder_str, gguf_file = split_gguf(model, gguf_file)
-    root = resolve_model(folder_str, revision).folder
-    return _folder_files(root, gguf_file, subfolder)
-
-
 def _folder_files(root: Path, gguf_file: str | None, subfolder: str | None) -> list[Path]:
     folder = root / subfolder if subfolder else root
     if subfolder and not folder.is_dir():

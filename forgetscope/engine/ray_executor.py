@@ -33,7 +33,7 @@ import os
 import pickle
 import time
 from collections import Counter, deque
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -386,6 +386,3 @@ def _empty_frame() -> pd.DataFrame:
 
     return SCHEMA.empty_table().to_pandas()
 
-
-def as_dicts(reports: Sequence[UnitReport]) -> list[dict]:
-    return [asdict(r) for r in reports]
