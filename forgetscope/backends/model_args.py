@@ -79,11 +79,7 @@ def check_model_args(args: dict[str, Any]) -> None:
         raise BackendError(f"--model-args revision={revision!r}: give a branch, tag or commit name")
 
 
-def scoring_model_args(args: dict[str, Any]) -> dict[str, Any]:
-    """The model args that enter the cache key (all but the checkpoint's location)."""
-    return {k: v for k, v in sorted(args.items()) if k not in _LOCATION}
-
-
 def loading_model_args(args: dict[str, Any]) -> dict[str, Any]:
-    """What the backend passes to from_pretrained (the revision is already resolved into the folder loaded)."""
+    """All but the checkpoint's location: what the backend passes to from_pretrained (the revision is already
+    resolved into the folder loaded), and the model args that enter the cache key."""
     return {k: v for k, v in args.items() if k not in _LOCATION}

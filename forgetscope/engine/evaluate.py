@@ -24,7 +24,7 @@ from ..backends.adapters import refuse_any_pickle
 from ..backends.base import (AUTO_BATCH, Backend, GenerationRequest, LoglikelihoodRequest, NonFiniteScoreError,
                              Tokenization, check_finite)
 from ..backends.hub import is_hub_id, split_revision
-from ..backends.model_args import check_model_args, loading_model_args, scoring_model_args
+from ..backends.model_args import check_model_args, loading_model_args
 from ..records.schema import SCHEMA, empty_table, to_table
 from ..records.store import RUN_KEY_COLUMNS, dedupe
 from ..tasks.base import Item, Task, stable_hash
@@ -89,7 +89,7 @@ class EvalSettings:
             "max_new_tokens": self.max_new_tokens,
             # only when set, so hashes (and caches) from before this field existed stay valid
             **({"max_model_len": self.max_model_len} if self.max_model_len is not None else {}),
-            **({"model_args": scoring_model_args(self.model_args)} if scoring_model_args(self.model_args) else {}),
+            **({"model_args": model_args} if (model_args := loading_model_args(self.model_args)) else {}),
         }
 
     def settings_hash(self) -> str:
