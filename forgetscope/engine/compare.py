@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Sequence
 import pandas as pd
 
 from ..analysis.stability import DEFAULT_FLIP_TOLERANCE
+from ..backends.hub import is_hub_id
 from ..records.store import load_records
 from ..tasks.base import Task
 from .evaluate import Checkpoint, EvalSettings, ProgressFn, evaluate
@@ -80,7 +81,7 @@ def records_for(
 
 def _check_model_side(arg: str, tasks: Sequence[Task]) -> None:
     if not tasks:
-        if not Path(arg).exists() and (arg.startswith((".", "/", "~")) or arg.count("/") > 1):
+        if not Path(arg).exists() and not is_hub_id(arg):  # a path that is not there
             raise CompareError(f"{arg}: no such file or directory; give a records file/dir, or a model with --task")
         raise CompareError(f"{arg} is a model: name the tasks to evaluate it on with --task")
 
