@@ -138,18 +138,22 @@ class Tokenization:
         prefix = self._prefix_text
         return bool(prefix) and text.startswith(prefix)
 
+    @property
+    def _prefix_id(self) -> int | None:
+        """BOS, else EOS; None when the tokenizer has neither."""
+        tok = self.tokenizer
+        return tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+
     @functools.cached_property
     def _prefix_text(self) -> str:
         """The text of the BOS token (else EOS), as decoded; empty when the tokenizer has neither."""
-        tok = self.tokenizer
-        token_id = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
-        return tok.decode([token_id]) if token_id is not None else ""
+        token_id = self._prefix_id
+        return self.tokenizer.decode([token_id]) if token_id is not None else ""
 
     @property
     def prefix_token_id(self) -> int:
         """Token that stands in for an empty context: BOS, else EOS."""
-        tok = self.tokenizer
-        token_id = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+        token_id = self._prefix_id
         if token_id is None:
             raise BackendError("the tokenizer has neither a BOS nor an EOS token to use for an empty context")
         return int(token_id)
