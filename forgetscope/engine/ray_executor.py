@@ -257,9 +257,8 @@ class _Run:
         units = self._plan(ray)
         if units:
             self._dispatch(ray, units, nodes, gpus)
-        for group, count in self.left.items():
-            if count == 0 and not all(id(p) in self.frames for p in self.groups[group]):
-                self._finish(group)
+        for group in self._whole_unfinished():
+            self._finish(group)
         out = []
         for plans in self.plans:
             frames = [self.frames[id(p)] for p in plans]
@@ -365,13 +364,17 @@ class _Run:
         for plan in self.groups[group]:  # in job order: the last name given wins, as in a local run
             self.frames[id(plan)] = finish_task(plan)
 
+    def _whole_unfinished(self) -> list[str]:
+        """The groups whose units are all done but whose parts are not merged yet."""
+        return [group for group, count in self.left.items()
+                if count == 0 and not all(id(p) in self.frames for p in self.groups[group])]
+
     def _finish_complete(self) -> None:
-        for group, count in self.left.items():
-            if count == 0 and not all(id(p) in self.frames for p in self.groups[group]):
-                try:
-                    self._finish(group)
-                except Exception:  # noqa: BLE001 - the error being raised matters more; parts stay stored
-                    pass
+        for group in self._whole_unfinished():
+            try:
+                self._finish(group)
+            except Exception:  # noqa: BLE001 - the error being raised matters more; parts stay stored
+                pass
 
 
 def _exception(failed: _Failed) -> BaseException:
