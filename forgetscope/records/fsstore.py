@@ -33,13 +33,11 @@ import uuid
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .schema import conform, empty_table
-from .store import (META_FILE, RUN_KEY_COLUMNS, StoreError, part_name, read_table, slug, usable_rows,
-                    with_unique_note)
-from .tempfiles import temp_sibling
+from .schema import conform
+from .store import (META_FILE, RUN_KEY_COLUMNS, StoreError, atomic_write_bytes, named, names_another, part_name,
+                    read_table, slug, usable_rows, with_unique_note)
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
@@ -72,13 +70,7 @@ def put_bytes(fs, path: str, data: bytes) -> None:
     if _is_local(fs):
         from pathlib import Path
 
-        fs.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = str(temp_sibling(Path(path)))
-        with fs.open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        fs.mv(tmp, path)
+        atomic_write_bytes(Path(path), data)
     else:
         fs.pipe_file(path, data)
 
@@ -176,15 +168,10 @@ class FsRunDir:
     def finalize(self, valid: dict[str, str] | None = None, checkpoint: str | None = None) -> pa.Table:
         """Merge every file into one new records file, then remove the files merged (no lock: see above)."""
         files, tables = self._read_files()
-        table = usable_rows(tables, valid)
-        if checkpoint is not None and table.num_rows:
-            index = table.schema.get_field_index("checkpoint")
-            table = table.set_column(index, "checkpoint", pa.array([checkpoint] * table.num_rows, pa.string()))
+        table = named(usable_rows(tables, valid), checkpoint)
         merged = (len(files) == 1 and files[0].rsplit("/", 1)[-1].startswith("records-")
-                  and tables[0].num_rows == table.num_rows
-                  and not (checkpoint is not None and table.num_rows
-                           and pc.any(pc.not_equal(tables[0].column("checkpoint"), checkpoint)).as_py()))
-        if not merged and (files or table.num_rows):
+                  and tables[0].num_rows == table.num_rows and not names_another(tables[0], checkpoint))
+        if not merged and files:  # no files: nothing stored, nothing to merge
             target = f"{self.dir}/records-{uuid.uuid4().hex[:12]}.parquet"
             put_bytes(self.fs, target, parquet_bytes(with_unique_note(table, RUN_KEY_COLUMNS)))
             for path in files:  # every row of these is in `target` now
@@ -198,7 +185,7 @@ class FsRunDir:
                 from .tempfiles import remove_stale
 
                 remove_stale(Path(self.dir))
-        return table if table.num_rows or files else empty_table()
+        return table  # no files: usable_rows gave the empty table
 
     def remove_if_within(self, table: pa.Table) -> bool:
         """Run directories at a URL never had the layout this retires (store.RunDir.remove_if_within)."""

@@ -293,10 +293,7 @@ class RunDir:
             parts = self.parts()
             table = self.read(valid)
             if parts or self._outdated(table, checkpoint):
-                if checkpoint is not None and table.num_rows:
-                    index = table.schema.get_field_index("checkpoint")
-                    table = table.set_column(index, "checkpoint",
-                                             pa.array([checkpoint] * table.num_rows, pa.string()))
+                table = named(table, checkpoint)
                 write_table(table, self.final, unique_on=RUN_KEY_COLUMNS)  # read() deduplicated it
                 for part in parts:
                     part.unlink(missing_ok=True)
@@ -306,8 +303,7 @@ class RunDir:
         """Whether records.parquet must be (re)written to hold exactly `table` under `checkpoint`."""
         if not self.final.exists() or table.num_rows != pq.ParquetFile(self.final).metadata.num_rows:
             return True
-        return (checkpoint is not None and table.num_rows > 0
-                and pc.any(pc.not_equal(table.column("checkpoint"), checkpoint)).as_py())
+        return names_another(table, checkpoint)
 
     def remove_if_within(self, table: pa.Table) -> bool:
         """Delete this directory if every row it holds (item, repeat, item_hash) is also in `table`.
@@ -330,6 +326,20 @@ def part_name(number: int, tag: str | None = None) -> str:
     if tag is not None and not re.fullmatch(r"[0-9a-f]{12}", tag):
         raise ValueError(f"a part tag is 12 hex digits, got {tag!r}")
     return f"part-{number:06d}-{tag or uuid.uuid4().hex[:12]}.parquet"
+
+
+def named(table: pa.Table, checkpoint: str | None) -> pa.Table:
+    """`table` with every row under the name `checkpoint` (None: as it is)."""
+    if checkpoint is None or not table.num_rows:
+        return table
+    index = table.schema.get_field_index("checkpoint")
+    return table.set_column(index, "checkpoint", pa.array([checkpoint] * table.num_rows, pa.string()))
+
+
+def names_another(table: pa.Table, checkpoint: str | None) -> bool:
+    """Whether some row of `table` holds a checkpoint name other than `checkpoint` (None: never)."""
+    return (checkpoint is not None and table.num_rows > 0
+            and pc.any(pc.not_equal(table.column("checkpoint"), checkpoint)).as_py())
 
 
 def usable_rows(tables: list[pa.Table], valid: dict[str, str] | None = None) -> pa.Table:
