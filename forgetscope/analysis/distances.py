@@ -39,7 +39,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from scipy.special import entr, log_softmax, rel_entr
 
-from ..records.schema import metric_column
+from ..records.margins import flat_list_column, list_columns_for
 from .pairing import PairingError
 
 #: Columns the per-group summary adds (distance_summary).
@@ -54,8 +54,7 @@ class ScoresError(PairingError):
 
 def score_columns(metric: str = "acc") -> list[str]:
     """The records columns the choice scores under `metric` are read from."""
-    extra = {"correct_norm": ["choice_chars"], "correct_per_token": ["choice_tokens"]}.get(metric_column(metric), [])
-    return ["loglikelihoods", "gold", "n_choices"] + extra
+    return ["loglikelihoods", "gold", "n_choices"] + list_columns_for(metric)[1:]
 
 
 def has_scores(records: pd.DataFrame, metric: str = "acc") -> bool:
@@ -63,23 +62,10 @@ def has_scores(records: pd.DataFrame, metric: str = "acc") -> bool:
     return all(c in records.columns for c in score_columns(metric))
 
 
-def _list_array(column: pd.Series, rows: np.ndarray | None) -> pa.Array:
-    """A list column (of the selected rows) as one Arrow list array; a missing list counts as empty."""
-    series = column if rows is None else column.iloc[rows]
-    if isinstance(series.dtype, pd.ArrowDtype):
-        array = pa.array(series)
-    else:
-        array = pa.array(series.to_numpy(dtype=object), type=pa.list_(pa.float64()), from_pandas=True)
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks() if array.num_chunks != 1 else array.chunk(0)
-    return array
-
-
 def _flat(column: pd.Series, rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    array = _list_array(column, rows)
-    offsets = array.offsets.to_numpy()  # a null list has equal offsets: empty
-    values = array.values.to_numpy(zero_copy_only=False)[offsets[0]:offsets[-1]]
-    return values.astype(np.float64, copy=False), (offsets - offsets[0]).astype(np.int64)
+    """Values and (int64) offsets of a list column's rows `rows` (all when None)."""
+    values, offsets = flat_list_column(column if rows is None else column.iloc[rows])
+    return values, offsets.astype(np.int64)
 
 
 @dataclass

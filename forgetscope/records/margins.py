@@ -32,10 +32,13 @@ def list_columns_for(metric: str = "acc") -> list[str]:
 def flat_list_column(column) -> tuple[np.ndarray, np.ndarray]:
     """Values and offsets of a list column (missing lists count as empty).
 
-    An Arrow list array (or chunked array) is read in place; a pandas column of
-    Python lists is converted first (fine for the thousands of rows an
-    evaluation returns; stored records at scale come as Arrow, see margins_of_table).
+    An Arrow list array (or chunked array, or a pandas column backed by one) is
+    read in place; a pandas column of Python lists is converted first (fine for
+    the thousands of rows an evaluation returns; stored records at scale come as
+    Arrow, see margins_of_table).
     """
+    if isinstance(column, pd.Series) and isinstance(column.dtype, pd.ArrowDtype):
+        column = pa.array(column)
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
     if not isinstance(column, pa.Array):

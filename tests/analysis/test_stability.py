@@ -207,3 +207,19 @@ def test_margins_read_with_the_records_equal_the_in_memory_ones(tmp_path, metric
 
     assert table(narrow) == table(full)
     assert narrow.tasks["n_10_unstable"].sum() > 0
+
+
+
+def test_a_list_column_reads_alike_from_python_lists_arrow_pandas_and_arrow():
+    import pyarrow as pa
+
+    from forgetscope.records.margins import flat_list_column
+
+    lists = [[-1.0, -2.5], None, [], [-0.5, -0.25, -3.0]]  # a missing list counts as empty
+    arrow = pa.array(lists, type=pa.list_(pa.float64()))
+    for column in (pd.Series(lists, dtype=object), pd.Series(arrow, dtype=pd.ArrowDtype(arrow.type)),
+                   pa.chunked_array([arrow.slice(0, 2), arrow.slice(2)]), arrow):
+        values, offsets = flat_list_column(column)
+        assert values.tolist() == [-1.0, -2.5, -0.5, -0.25, -3.0] and offsets.tolist() == [0, 2, 2, 2, 5]
+    values, offsets = flat_list_column(arrow.slice(1))  # a slice starts its offsets at 0
+    assert values.tolist() == [-0.5, -0.25, -3.0] and offsets.tolist() == [0, 0, 0, 3]
