@@ -22,10 +22,10 @@ import numpy as np
 import pandas as pd
 
 from .distances import DISTANCE_COLUMNS, ChoiceScores, distance_summary, entropy, has_scores, item_distances
-from .paired import minimum_detectable_effect
+from .paired import accuracy_change_interval, minimum_detectable_effect
 from .pairing import PairedItems
 from .risk import RISK_COLUMNS, risk_summary
-from .stats import bootstrap_means, group_rng, percentile_interval
+from .stats import group_rng
 
 PAIRED_COLUMNS = ["acc_change", "acc_change_ci_low", "acc_change_ci_high", "mde"]
 #: Every column item_figures adds, in order.
@@ -126,12 +126,12 @@ def item_figures(table: pd.DataFrame, by: list[str], paired: PairedItems, scores
     with np.errstate(invalid="ignore", divide="ignore"):
         discordant = (table["n_01"].to_numpy(np.float64) + table["n_10"].to_numpy(np.float64)) / n
     out["mde"] = minimum_detectable_effect(n, discordant)
-    draws = np.full((n_groups, max(int(n_bootstrap or 0), 0)), np.nan)  # one percentile call for all rows
+    interval = np.full((n_groups, 2), np.nan)
     for g, (counts, changes) in enumerate(_change_types(frame, before, after, group, n_groups)):
-        if counts.sum():  # (paired.accuracy_change_interval, one row at a time)
-            draws[g] = bootstrap_means(counts, changes, n_bootstrap=draws.shape[1],
-                                       rng=group_rng(seed, names[g] + "\x1faccuracy change"))
-    out["acc_change_ci_low"], out["acc_change_ci_high"] = percentile_interval(draws)
+        if counts.sum():
+            interval[g] = accuracy_change_interval(counts, changes, n_bootstrap=max(int(n_bootstrap or 0), 0),
+                                                   rng=group_rng(seed, names[g] + "\x1faccuracy change"))
+    out["acc_change_ci_low"], out["acc_change_ci_high"] = interval[:, 0], interval[:, 1]
 
     if scores is None:
         for column in DISTANCE_COLUMNS + RISK_COLUMNS:
