@@ -127,6 +127,8 @@ def test_repeats_resample_items_with_their_repeats():
     assert row.kl_mean == pytest.approx(single.kl_mean)  # identical repeats: identical means
     assert row.acc_change == pytest.approx(single.acc_change)
     assert row.mcnemar_midp == pytest.approx(single.mcnemar_midp)
+    # items, not rows, are resampled: two identical repeats give the interval of one (rows would draw twice as many)
+    assert (row.acc_change_ci_low, row.acc_change_ci_high) == (single.acc_change_ci_low, single.acc_change_ci_high)
 
 
 def test_row_groups_maps_rows_to_table_rows():
