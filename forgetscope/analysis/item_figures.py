@@ -25,7 +25,7 @@ from .distances import DISTANCE_COLUMNS, ChoiceScores, distance_summary, entropy
 from .paired import accuracy_change_interval, minimum_detectable_effect
 from .pairing import PairedItems
 from .risk import RISK_COLUMNS, risk_summary
-from .stats import group_rng
+from .stats import group_names, group_rng
 
 PAIRED_COLUMNS = ["acc_change", "acc_change_ci_low", "acc_change_ci_high", "mde"]
 #: Every column item_figures adds, in order.
@@ -101,12 +101,6 @@ def _change_types(frame: pd.DataFrame, before: np.ndarray, after: np.ndarray, gr
             for g in range(n_groups)]
 
 
-def _names(labels: pd.DataFrame) -> list[str]:
-    if not labels.shape[1]:
-        return ["overall"] * len(labels)
-    return ["\x1f".join(values) for values in zip(*(labels[c].astype(str) for c in labels.columns))]
-
-
 def item_figures(table: pd.DataFrame, by: list[str], paired: PairedItems, scores: dict | None, *,
                  n_bootstrap: int = 1000, seed: int = 0) -> pd.DataFrame:
     """`table` (a transition summary by `by`) with ITEM_FIGURE_COLUMNS added."""
@@ -115,7 +109,7 @@ def item_figures(table: pd.DataFrame, by: list[str], paired: PairedItems, scores
     frame = paired.frame
     labels = table[by] if by else pd.DataFrame(index=range(n_groups))
     group = row_groups(frame, by, labels)
-    names = _names(labels)
+    names = group_names(labels)
     before, after = frame["before"].to_numpy(dtype=bool), frame["after"].to_numpy(dtype=bool)
     out: dict[str, object] = {}
 

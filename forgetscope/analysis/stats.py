@@ -27,6 +27,13 @@ def group_rng(seed: int, label: str) -> np.random.Generator:
     return np.random.default_rng([int(seed), zlib.crc32(label.encode("utf-8"))])
 
 
+def group_names(labels) -> list[str]:
+    """The label group_rng takes for each row of a summary's label columns (a DataFrame; none: "overall")."""
+    if not labels.shape[1]:
+        return ["overall"] * len(labels)
+    return ["\x1f".join(values) for values in zip(*(labels[c].astype(str) for c in labels.columns))]
+
+
 def bootstrap_draws(
     type_counts: np.ndarray,
     forgetting_share: np.ndarray,

@@ -49,7 +49,8 @@ from .item_figures import ITEM_FIGURE_COLUMNS, item_figures, per_row_scores
 from .paired import mcnemar_midp
 from .pairing import PairedItems, pair_records
 from .stability import DEFAULT_FLIP_TOLERANCE, UNSTABLE_COLUMNS, mark_unstable
-from .stats import bootstrap_draws, bootstrap_means, group_rng, mcnemar_p, percentile_interval, repeat_mean_std
+from .stats import (bootstrap_draws, bootstrap_means, group_names, group_rng, mcnemar_p, percentile_interval,
+                    repeat_mean_std)
 
 #: The headline figures, in the order reports and JSON list them.
 HEADLINE_COLUMNS = [
@@ -238,7 +239,7 @@ def _summarize(frame: pd.DataFrame, rows: _RowCodes, by: list[str], n_bootstrap:
     out["n"] = items["n"]
     for column, values in zip(ALL_REPEATS_COLUMNS, items["all_repeats"].T):
         out[column] = values
-    out.update(_bootstrap(items["types"], _labels_text(labels), n_bootstrap, seed))
+    out.update(_bootstrap(items["types"], group_names(labels), n_bootstrap, seed))
 
     columns = list(SUMMARY_COLUMNS)
     if "unstable" in frame.columns:  # flips a numeric-noise-sized margin could cause (analysis.stability)
@@ -347,12 +348,6 @@ def _groups(frame: pd.DataFrame, by: list[str]) -> tuple[np.ndarray | None, pd.D
     positions = np.unravel_index(keys, sizes)
     labels = pd.DataFrame({c: [u[i] for i in pos] for c, u, pos in zip(by, names, positions)})
     return group.astype(np.int64, copy=False), labels
-
-
-def _labels_text(labels: pd.DataFrame) -> list[str]:
-    if not labels.shape[1]:
-        return ["overall"] * len(labels)
-    return ["\x1f".join(values) for values in zip(*(labels[c].astype(str) for c in labels.columns))]
 
 
 def _bootstrap(types, names: list[str], n_bootstrap: int, seed: int) -> dict[str, np.ndarray]:
