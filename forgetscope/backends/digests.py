@@ -40,6 +40,16 @@ def save_digest_cache(cache: dict) -> None:
         pass  # a read-only cache only costs time
 
 
+def file_digests(paths: list[Path]) -> list[str]:
+    """file_digest of each path, through the on-disk cache (read once, written back only when it grew)."""
+    cache = load_digest_cache()
+    size_before = len(cache)
+    digests = [file_digest(path, cache) for path in paths]
+    if len(cache) != size_before:
+        save_digest_cache(cache)
+    return digests
+
+
 def file_digest(path: Path, cache: dict | None = None) -> str:
     """128-bit BLAKE2b of the file's bytes; looked up in and added to `cache` by (path, size, mtime)."""
     stat = path.stat()

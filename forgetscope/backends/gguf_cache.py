@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from ..env import cache_dir, switched_on
-from .digests import file_digest, load_digest_cache, save_digest_cache
+from .digests import file_digests
 
 _DONE = "forgetscope-gguf-complete"
 
@@ -83,11 +83,7 @@ def converted_dir(gguf_path: Path, dtype: str) -> Path:
     """Where the copy of `gguf_path` converted to `dtype` lives (whether or not it exists yet)."""
     import transformers
 
-    digests = load_digest_cache()
-    before = len(digests)
-    digest = file_digest(gguf_path, digests)
-    if len(digests) != before:
-        save_digest_cache(digests)
+    digest = file_digests([gguf_path])[0]
     return cache_root() / f"{digest}-{dtype}-transformers{transformers.__version__}"
 
 

@@ -28,7 +28,7 @@ from ..backends.model_args import check_model_args, loading_model_args
 from ..records.schema import SCHEMA, empty_table, to_table
 from ..records.store import RUN_KEY_COLUMNS, dedupe
 from ..tasks.base import Item, Task, stable_hash
-from .fingerprint import model_fingerprint, resolve_model
+from .fingerprint import model_fingerprint, resolve_model, source_fingerprint
 
 
 @dataclass
@@ -158,8 +158,10 @@ class Checkpoint:
             if self.revision is not None or (is_hub_id(self.model) and not self.model.endswith(".gguf")):
                 source = resolve_model(self.model, self.revision)  # one resolution: fingerprint and load agree
                 self.commit, self._folder = source.commit, source.folder
-            self.fingerprint = model_fingerprint(self.model, self.gguf_file, revision=self.commit,
-                                                 subfolder=self.subfolder)
+                self.fingerprint = source_fingerprint(source, self.gguf_file, self.subfolder)
+            else:
+                self.fingerprint = model_fingerprint(self.model, self.gguf_file, revision=self.commit,
+                                                     subfolder=self.subfolder)
         return self.fingerprint
 
     def load_path(self) -> str:

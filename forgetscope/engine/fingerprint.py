@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ..backends.adapters import ADAPTER_CONFIG, is_adapter_dir, read_adapter
 from ..backends.base import BackendError
-from ..backends.digests import file_digest, load_digest_cache, save_digest_cache
+from ..backends.digests import file_digests
 from ..backends.hf import split_gguf
 from ..backends.hub import is_hub_id, resolve_snapshot
 
@@ -90,17 +90,24 @@ def model_fingerprint(model: str, gguf_file: str | None = None, *, revision: str
     folder_str, gguf_file = split_gguf(model, gguf_file)
     if not gguf_file and revision is None and is_adapter_dir(folder_str):
         return _adapter_fingerprint(Path(folder_str).expanduser())
-    source = resolve_model(folder_str, revision)
-    cache = load_digest_cache()
-    size_before = len(cache)
+    return source_fingerprint(resolve_model(folder_str, revision), gguf_file, subfolder)
+
+
+def source_fingerprint(source: ModelSource, gguf_file: str | None = None, subfolder: str | None = None) -> str:
+    """model_fingerprint of a model already resolved to its local folder (and hub commit)."""
+    # the commit only for a hub model: local models keep the fingerprints they always had
+    header = f"commit:{source.commit}" if source.commit else None
+    return _hash_files(_folder_files(source.folder, gguf_file, subfolder), header)
+
+
+def _hash_files(files: list[Path], header: str | None) -> str:
+    """32 hex digits over `header`, then each file's name and content digest, in order."""
     digest = hashlib.blake2b(digest_size=16)
-    if source.commit:  # only then: local models keep the fingerprints they always had
-        digest.update(f"commit:{source.commit}".encode())
-    for path in _folder_files(source.folder, gguf_file, subfolder):
+    if header is not None:
+        digest.update(header.encode())
+    for path, content in zip(files, file_digests(files)):
         digest.update(path.name.encode())
-        digest.update(file_digest(path, cache).encode())
-    if len(cache) != size_before:
-        save_digest_cache(cache)
+        digest.update(content.encode())
     return digest.hexdigest()
 
 
@@ -114,15 +121,6 @@ def _adapter_fingerprint(folder: Path) -> str:
         raise FingerprintError(f"{folder / ADAPTER_CONFIG}: its base {adapter.base} is an adapter too; point "
                                "base_model_name_or_path at the full base model")
     base = model_fingerprint(adapter.base, revision=adapter.base_revision)
-    cache = load_digest_cache()
-    size_before = len(cache)
-    digest = hashlib.blake2b(digest_size=16)
-    digest.update(f"base:{base}".encode())
     files = [folder / ADAPTER_CONFIG, adapter.weights]
     files += [folder / name for name in _TOKENIZER_FILES if (folder / name).is_file()]
-    for path in files:
-        digest.update(path.name.encode())
-        digest.update(file_digest(path, cache).encode())
-    if len(cache) != size_before:
-        save_digest_cache(cache)
-    return digest.hexdigest()
+    return _hash_files(files, f"base:{base}")
