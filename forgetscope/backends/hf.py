@@ -35,7 +35,7 @@ from .base import (
 from .adapters import attach_adapter, is_adapter_dir, read_adapter
 from .batching import AUTO_BATCH_CPU, AUTO_BATCH_START, BatchSizer
 from .gguf_cache import gguf_cache_enabled, gguf_parsed_once, load_gguf_cached
-from .hub import is_hub_id, resolve_snapshot, split_revision
+from .hub import from_snapshot, resolve_snapshot, split_revision
 from .malloc import tune_malloc
 from .weights import ALLOW_PICKLE_HINT, refuse_pickle, transformers_weight_options
 
@@ -95,7 +95,7 @@ def load_model_and_tokenizer(
     if revision is None:
         model, revision = split_revision(model)
     revision = model_args.pop("revision", None) or revision
-    if revision is not None or (is_hub_id(model) and not model.endswith(".gguf")):
+    if from_snapshot(model, revision):
         model = str(resolve_snapshot(model, revision).folder)
     if not gguf_file and is_adapter_dir(model):
         adapter = read_adapter(model, allow_pickle)

@@ -44,6 +44,11 @@ def is_hub_id(model: str) -> bool:
     return not Path(model).expanduser().exists() and not model.startswith((".", "/", "~")) and model.count("/") <= 1
 
 
+def from_snapshot(model: str, revision: str | None) -> bool:
+    """Whether `model` at `revision` loads from a hub snapshot: any revision given, or a hub id (not a .gguf)."""
+    return revision is not None or (is_hub_id(model) and not model.endswith(".gguf"))
+
+
 def resolve_snapshot(repo_id: str, revision: str | None = None) -> HubSnapshot:
     """The snapshot folder and commit of `repo_id` at `revision` (downloaded when online and missing).
 

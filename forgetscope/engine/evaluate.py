@@ -23,7 +23,7 @@ import pyarrow as pa
 from ..backends.adapters import refuse_any_pickle
 from ..backends.base import (AUTO_BATCH, Backend, GenerationRequest, LoglikelihoodRequest, NonFiniteScoreError,
                              Tokenization, check_finite)
-from ..backends.hub import is_hub_id, split_revision
+from ..backends.hub import from_snapshot, split_revision
 from ..backends.model_args import check_model_args, loading_model_args
 from ..records.schema import SCHEMA, empty_table, to_table
 from ..records.store import RUN_KEY_COLUMNS, dedupe
@@ -155,7 +155,7 @@ class Checkpoint:
 
     def resolve_fingerprint(self) -> str:
         if not self.fingerprint:
-            if self.revision is not None or (is_hub_id(self.model) and not self.model.endswith(".gguf")):
+            if from_snapshot(self.model, self.revision):
                 source = resolve_model(self.model, self.revision)  # one resolution: fingerprint and load agree
                 self.commit, self._folder = source.commit, source.folder
                 self.fingerprint = source_fingerprint(source, self.gguf_file, self.subfolder)
