@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 import xml.etree.ElementTree as ET
 
+from .config import PROVE_BELOW
+
 SUITE = "forgetscope gate"
 CLASSNAME = "forgetscope.gate"
 
@@ -32,7 +34,7 @@ def _count(value) -> str:
 
 def _reason(row: dict) -> str:
     """One line on why a group passed or failed."""
-    if row.get("mode") == "prove-below":
+    if row.get("mode") == PROVE_BELOW:
         relation = "<" if not row["failed"] else "≥"
         return (f"prove-below: upper {_confidence(row)} bound of F_true {_number(row['forgetting_true_upper'])} "
                 f"{relation} {_number(row['max_forgetting'])}, p {_p(row['p_adjusted'])} "
@@ -65,16 +67,16 @@ def to_markdown(result) -> str:
     prove_rule = ("it is shown that its chance-adjusted forgetting F_true is below its threshold: a one-sided "
                   f"binomial test at level α{correction}, equivalently the upper (1 − α) bound of F_true below the "
                   "threshold (too few items cannot show it, and fail)")
-    if modes == {"prove-below"}:
+    if modes == {PROVE_BELOW}:
         rule = f"Mode prove-below: a group passes only when {prove_rule}"
-    elif "prove-below" in modes:
+    elif PROVE_BELOW in modes:
         rule = (f"A group in mode exceed fails when {exceed_rule}; a group in mode prove-below passes only "
                 f"when {prove_rule}")
     else:
         rule = f"A group fails when {exceed_rule}"
     lines += [f"{who}metric `{config.metric}`. {rule}.", ""]
     adjusted = config.holm
-    prove = "prove-below" in modes
+    prove = PROVE_BELOW in modes
     header = ["group", "N", "1→0", "0→1", "F", "F chance", "F true", "max F true"]
     header += ["mode", "F true bound", "p (claim)"] if prove else ["p (F true > max)"]
     header += ["p Holm"] if adjusted else []
@@ -116,7 +118,7 @@ def to_junit_xml(result) -> str:
     for row in rows:
         case = ET.SubElement(suite, "testcase", classname=CLASSNAME, name=row["group"], time="0")
         if row["failed"]:
-            proving = row.get("mode") == "prove-below"
+            proving = row.get("mode") == PROVE_BELOW
             lead = "not shown to forget less than the threshold" if proving else "forgot too much"
             failure = ET.SubElement(case, "failure", message=f"{lead}: {_reason(row)}",
                                     type="forgetting-not-excluded" if proving else "forgetting")
@@ -134,7 +136,7 @@ def _details(row: dict) -> str:
         f"F: {_number(row['forgetting'])}, F_chance: {_number(row['forgetting_chance'])}, "
         f"F_true: {_number(row['forgetting_true'])}, max: {_number(row['max_forgetting'])}",
         f"mode: {row['mode']}, upper {_confidence(row)} bound of F_true: {_number(row['forgetting_true_upper'])}",
-        f"p ({'F_true < max' if row['mode'] == 'prove-below' else 'F_true > max'}): {_p(row['p_value'])}, "
+        f"p ({'F_true < max' if row['mode'] == PROVE_BELOW else 'F_true > max'}): {_p(row['p_value'])}, "
         f"adjusted: {_p(row['p_adjusted'])}, alpha: {row['alpha']}",
         f"McNemar p: {_p(row['mcnemar_p'])}, repeats: {row['n_repeats']}",
     ])
