@@ -15,9 +15,11 @@ Equivalence mode (`prove_below`, per group): the claim tested is the
 opposite one, "F_true is below t", with p = P[Binomial(N, r) ≤ n_10]
 (analysis.paired.prove_forgetting_below). A group PASSES only when p < alpha,
 i.e. when the upper one-sided (1 − α) Clopper–Pearson bound of F, less
-F_chance, is below t; otherwise it fails. A candidate scored on too few items
-cannot show that, so it fails closed instead of passing for lack of evidence
-(20 items, none forgotten: the bound of F_true is 0.139, above t = 0.02).
+F_chance, is below t; otherwise it fails. With `holm` the p is the adjusted
+one, and the bound (not adjusted) below t is needed but not enough to pass.
+A candidate scored on too few items cannot show that, so it fails closed
+instead of passing for lack of evidence (20 items, none forgotten: the bound
+of F_true is 0.139, above t = 0.02).
 
 With repeats (seeds), F, F_chance and F_true are the means over repeats that
 the comparison reports, and p is the LARGEST p over the repeats (and the bound
