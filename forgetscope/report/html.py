@@ -32,6 +32,7 @@ import pandas as pd
 
 from ..analysis.sequence import CheckpointSequence, checkpoint_rows
 from ..records import codes as record_codes
+from ..records.checkpoint_order import short_names
 from . import heatmaps, item_plots
 from .story import comparison_sentence, forgetting_is_significant
 from .tables import SUMMARY_COLUMNS, format_value
@@ -68,7 +69,7 @@ def render_report(sequence: CheckpointSequence, records: pd.DataFrame, *, title:
     `max_task_figures` tasks with the most forgetting (F_true, first vs last).
     """
     names = sequence.checkpoints
-    short = heatmaps.short_names(names)
+    short = short_names(names)
     first_last = sequence.pair_summary(0, -1, "task")
     overall = sequence.pair_summary(0, -1, None).assign(task="overall (from items)")
     scored = _scored_pairs(sequence, records)
