@@ -36,6 +36,8 @@ from ..records.schema import METRIC_COLUMNS
 
 DEFAULT_MAX_FORGETTING = 0.02
 DEFAULT_ALPHA = 0.05
+#: Threshold.mode values (the `mode` of each gate decision): the claim each group's p tests.
+EXCEED, PROVE_BELOW = "exceed", "prove-below"
 Metric = Literal[tuple(METRIC_COLUMNS)]  # type: ignore[valid-type]
 
 
@@ -57,7 +59,7 @@ class Threshold:
 
     @property
     def mode(self) -> str:
-        return "prove-below" if self.prove_below else "exceed"
+        return PROVE_BELOW if self.prove_below else EXCEED
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,11 @@ Equivalence mode (`prove_below`, per group): the claim tested is the
 opposite one, "F_true is below t", with p = P[Binomial(N, r) ≤ n_10]
 (analysis.paired.prove_forgetting_below). A group PASSES only when p < alpha,
 i.e. when the upper one-sided (1 − α) Clopper–Pearson bound of F, less
-F_chance, is below t; otherwise it fails. A candidate scored on too few items
-cannot show that, so it fails closed instead of passing for lack of evidence
-(20 items, none forgotten: the bound of F_true is 0.139, above t = 0.02).
+F_chance, is below t; otherwise it fails. With `holm` the p is the adjusted
+one, and the bound (not adjusted) below t is needed but not enough to pass.
+A candidate scored on too few items cannot show that, so it fails closed
+instead of passing for lack of evidence (20 items, none forgotten: the bound
+of F_true is 0.139, above t = 0.02).
 
 With repeats (seeds), F, F_chance and F_true are the means over repeats that
 the comparison reports, and p is the LARGEST p over the repeats (and the bound
@@ -35,7 +37,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .config import GateConfig, Threshold
+from .config import PROVE_BELOW, GateConfig, Threshold
 
 #: Columns of GateResult.decisions, in order.
 DECISION_COLUMNS = [
@@ -43,8 +45,6 @@ DECISION_COLUMNS = [
     "max_forgetting", "alpha", "mode", "forgetting_true_upper", "p_value", "p_adjusted", "mcnemar_p", "n_repeats",
     "over_threshold", "significant", "failed", "verdict",
 ]
-#: `mode` values: the claim each group's p tests.
-EXCEED, PROVE_BELOW = "exceed", "prove-below"
 
 
 class GateError(ValueError):
@@ -130,11 +130,11 @@ def decide(comparison, config: GateConfig | None = None, *, tasks: Sequence[str]
                             f"(compared: {', '.join(compared)}); compare them, or gate only some with --task")
     rows = _task_rows(comparison, config, gated) + _category_rows(comparison, config, gated)
     frame = pd.DataFrame(rows, columns=[c for c in DECISION_COLUMNS if c not in _DERIVED])
-    _p_values(frame, comparison)
+    prove = (frame["mode"] == PROVE_BELOW).to_numpy()
+    _p_values(frame, comparison, prove)
     frame["p_adjusted"] = holm_adjust(frame["p_value"]) if config.holm else frame["p_value"]
     frame["over_threshold"] = frame["forgetting_true"] > frame["max_forgetting"]
     frame["significant"] = frame["p_adjusted"] < frame["alpha"]
-    prove = (frame["mode"] == PROVE_BELOW).to_numpy()
     # exceed: fail when forgetting over t is shown; prove-below: fail unless forgetting under t is shown
     frame["failed"] = np.where(prove, ~frame["significant"], frame["over_threshold"] & frame["significant"])
     frame["verdict"] = np.where(
@@ -219,13 +219,13 @@ def _group_tests(n_10, n, chance, max_forgetting, alpha, prove) -> tuple[np.ndar
     return p, np.where(n > 0, below.forgetting_true_upper, np.nan)
 
 
-def _p_values(frame: pd.DataFrame, comparison) -> None:
-    """p and bound per group: from its own counts with one repeat; the largest over repeats otherwise."""
+def _p_values(frame: pd.DataFrame, comparison, prove: np.ndarray) -> None:
+    """p and bound per group (`prove`: the rows in mode prove-below): from its own counts with one repeat;
+    the largest over repeats otherwise."""
     if frame.empty:
         frame["forgetting_true_upper"] = pd.Series(dtype=np.float64)
         frame["p_value"] = pd.Series(dtype=np.float64)
         return
-    prove = (frame["mode"] == PROVE_BELOW).to_numpy()
     if (frame["n_repeats"] <= 1).all():
         frame["p_value"], frame["forgetting_true_upper"] = _group_tests(
             frame["n_10"], frame["n"], frame["forgetting_chance"], frame["max_forgetting"], frame["alpha"], prove)
@@ -254,5 +254,5 @@ def _p_values(frame: pd.DataFrame, comparison) -> None:
     frame["p_value"], frame["forgetting_true_upper"] = worst, bound
 
 
-__all__ = ["DECISION_COLUMNS", "EXCEED", "PROVE_BELOW", "GateError", "GateResult", "decide", "forgetting_p_value",
+__all__ = ["DECISION_COLUMNS", "GateError", "GateResult", "decide", "forgetting_p_value",
            "holm_adjust"]

@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 import xml.etree.ElementTree as ET
 
+from .config import PROVE_BELOW
+
 SUITE = "forgetscope gate"
 CLASSNAME = "forgetscope.gate"
 
@@ -30,21 +32,27 @@ def _count(value) -> str:
     return str(int(value)) if value.is_integer() else f"{value:.2f}"
 
 
-def _reason(row: dict) -> str:
-    """One line on why a group passed or failed."""
-    if row.get("mode") == "prove-below":
-        relation = "<" if not row["failed"] else "≥"
-        return (f"prove-below: upper {_confidence(row)} bound of F_true {_number(row['forgetting_true_upper'])} "
-                f"{relation} {_number(row['max_forgetting'])}, p {_p(row['p_adjusted'])} "
-                f"{'<' if row['significant'] else '≥'} α {_number(row['alpha'], 'g')} "
+def _reason(row: dict, holm: bool) -> str:
+    """One line on why a group passed or failed; each comparison shown is the one its numbers make.
+
+    In mode prove-below the decision is its p (Holm-adjusted with `holm`) against α. The bound of
+    F_true is not adjusted: below the threshold it says only that the unadjusted p is below α, so
+    with Holm a group can fail with its bound under the threshold, and the line says so.
+    """
+    side = "<" if row["significant"] else "≥"
+    decision = f"{'Holm-adjusted p' if holm else 'p'} {_p(row['p_adjusted'])} {side} α {_number(row['alpha'], 'g')}"
+    if row.get("mode") == PROVE_BELOW:
+        bound, threshold = row["forgetting_true_upper"], row["max_forgetting"]
+        relation = "<" if float(bound) < float(threshold) else "≥"  # NaN (no items): ≥, as it fails
+        return (f"prove-below: upper {_confidence(row)} bound of F_true {_number(bound)} "
+                f"{relation} {_number(threshold)}, {decision} "
                 f"({_count(row['n_10'])} of {row['n']} items 1→0, F_true {_number(row['forgetting_true'])}, "
                 f"F_chance {_number(row['forgetting_chance'])})")
     relation = ">" if row["over_threshold"] else "≤"
     text = (f"F_true {_number(row['forgetting_true'])} {relation} {_number(row['max_forgetting'])} "
             f"({_count(row['n_10'])} of {row['n']} items 1→0, F_chance {_number(row['forgetting_chance'])})")
     if row["over_threshold"]:
-        side = "<" if row["significant"] else "≥"
-        text += f"; p {_p(row['p_adjusted'])} {side} α {_number(row['alpha'], 'g')}"
+        text += f"; {decision}"
     return text
 
 
@@ -62,19 +70,21 @@ def to_markdown(result) -> str:
     modes = {row["mode"] for row in rows}
     exceed_rule = (f"its chance-adjusted forgetting F_true exceeds its threshold and a one-sided binomial test "
                    f"of its 1→0 count says so at level α{correction}")
+    bound = ("equivalently the upper (1 − α) bound of F_true below the threshold" if not config.holm else
+             "which needs the upper (1 − α) bound of F_true (not adjusted) below the threshold, but does not follow "
+             "from it")
     prove_rule = ("it is shown that its chance-adjusted forgetting F_true is below its threshold: a one-sided "
-                  f"binomial test at level α{correction}, equivalently the upper (1 − α) bound of F_true below the "
-                  "threshold (too few items cannot show it, and fail)")
-    if modes == {"prove-below"}:
+                  f"binomial test at level α{correction}, {bound} (too few items cannot show it, and fail)")
+    if modes == {PROVE_BELOW}:
         rule = f"Mode prove-below: a group passes only when {prove_rule}"
-    elif "prove-below" in modes:
+    elif PROVE_BELOW in modes:
         rule = (f"A group in mode exceed fails when {exceed_rule}; a group in mode prove-below passes only "
                 f"when {prove_rule}")
     else:
         rule = f"A group fails when {exceed_rule}"
     lines += [f"{who}metric `{config.metric}`. {rule}.", ""]
     adjusted = config.holm
-    prove = "prove-below" in modes
+    prove = PROVE_BELOW in modes
     header = ["group", "N", "1→0", "0→1", "F", "F chance", "F true", "max F true"]
     header += ["mode", "F true bound", "p (claim)"] if prove else ["p (F true > max)"]
     header += ["p Holm"] if adjusted else []
@@ -116,13 +126,13 @@ def to_junit_xml(result) -> str:
     for row in rows:
         case = ET.SubElement(suite, "testcase", classname=CLASSNAME, name=row["group"], time="0")
         if row["failed"]:
-            proving = row.get("mode") == "prove-below"
+            proving = row.get("mode") == PROVE_BELOW
             lead = "not shown to forget less than the threshold" if proving else "forgot too much"
-            failure = ET.SubElement(case, "failure", message=f"{lead}: {_reason(row)}",
+            failure = ET.SubElement(case, "failure", message=f"{lead}: {_reason(row, result.config.holm)}",
                                     type="forgetting-not-excluded" if proving else "forgetting")
             failure.text = _details(row)
         else:
-            ET.SubElement(case, "system-out").text = f"{row['verdict']}: {_reason(row)}"
+            ET.SubElement(case, "system-out").text = f"{row['verdict']}: {_reason(row, result.config.holm)}"
     if result.notes:  # e.g. the items --identical-only left out (after the test cases, as JUnit's schema orders)
         ET.SubElement(suite, "system-out").text = "\n".join(result.notes)
     return _serialise(suites)
@@ -134,7 +144,7 @@ def _details(row: dict) -> str:
         f"F: {_number(row['forgetting'])}, F_chance: {_number(row['forgetting_chance'])}, "
         f"F_true: {_number(row['forgetting_true'])}, max: {_number(row['max_forgetting'])}",
         f"mode: {row['mode']}, upper {_confidence(row)} bound of F_true: {_number(row['forgetting_true_upper'])}",
-        f"p ({'F_true < max' if row['mode'] == 'prove-below' else 'F_true > max'}): {_p(row['p_value'])}, "
+        f"p ({'F_true < max' if row['mode'] == PROVE_BELOW else 'F_true > max'}): {_p(row['p_value'])}, "
         f"adjusted: {_p(row['p_adjusted'])}, alpha: {row['alpha']}",
         f"McNemar p: {_p(row['mcnemar_p'])}, repeats: {row['n_repeats']}",
     ])

@@ -25,7 +25,7 @@ class ImportedRun:
 
     checkpoint: str
     backend: str
-    """"lm-eval" or "lighteval": the tool that scored the items."""
+    """The tool that scored the items: "lm-eval", "lighteval", "inspect" or "olmes"."""
     records: pd.DataFrame
     sources: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)

@@ -129,7 +129,7 @@ def task_heatmap(table: pd.DataFrame, value: str = "forgetting_true", *, rows: S
     matrix = frame.pivot_table(index="row", columns="column", values="value", aggfunc="first", sort=False)
     matrix = matrix.reindex(index=list(pd.unique(frame["row"])), columns=column_order)
     matrix.index.name, matrix.columns.name = " / ".join(rows), column
-    with _style():
+    with figure_style():
         columns = short_names(matrix.columns) if column in ("after", "before") else list(matrix.columns)
         figure = _grid_figure(matrix.to_numpy(dtype=float), list(matrix.index), columns, spec,
                               title or spec.label, xlabel="after" if column == "after" else "")
@@ -139,7 +139,7 @@ def task_heatmap(table: pd.DataFrame, value: str = "forgetting_true", *, rows: S
 def pairwise_heatmap(matrix: pd.DataFrame, value: str = "forgetting_true", *, title: str | None = None) -> Heatmap:
     """Checkpoint × checkpoint matrix (row = before, column = after), e.g. `CheckpointSequence.pairwise`."""
     spec = FIGURES[value] if value in FIGURES else FigureSpec(value, "Reds")
-    with _style():
+    with figure_style():
         figure = _grid_figure(matrix.to_numpy(dtype=float), short_names(matrix.index),
                               short_names(matrix.columns), spec, title or spec.label,
                               xlabel="after", ylabel="before")
@@ -192,10 +192,10 @@ def transition_heatmap(table: pd.DataFrame, *, rows: Sequence[str] = ("task",), 
     n_cols = max(1, min(max_columns, n_panels))
     n_rows = max(1, math.ceil(n_panels / n_cols))
     panel, gap_x, gap_y, top, left, bottom = 1.7, 0.9, 0.8, 0.8, 0.9, 0.6
-    width = _inches(left + n_cols * panel + (n_cols - 1) * gap_x + 0.4)
-    height = _inches(top + n_rows * panel + (n_rows - 1) * gap_y + bottom)
-    with _style():
-        figure = _new_figure(width, height)
+    width = inches(left + n_cols * panel + (n_cols - 1) * gap_x + 0.4)
+    height = inches(top + n_rows * panel + (n_rows - 1) * gap_y + bottom)
+    with figure_style():
+        figure = new_figure(width, height)
         figure.text(0.5, 1 - 0.35 / height, title or "transitions per task (counts; % of the before-row; "
                     "1→0 outlined)", ha="center", va="center", fontsize=11)
         for p, label in enumerate(labels):
@@ -214,7 +214,7 @@ def transition_heatmap(table: pd.DataFrame, *, rows: Sequence[str] = ("task",), 
                                    label="1→0"))
             ax.set_xticks([0, 1], ["wrong", "right"], fontsize=8)
             ax.set_yticks([0, 1], ["wrong", "right"], fontsize=8, rotation=90, va="center")
-            ax.set_title(_short(label, 26), fontsize=9, pad=3)
+            ax.set_title(short_label(label, 26), fontsize=9, pad=3)
             if c == 0:
                 ax.set_ylabel("before", fontsize=8)
             ax.set_xlabel("after", fontsize=8, labelpad=1)
@@ -232,21 +232,21 @@ def raster_heatmap(raster: pd.DataFrame, *, title: str | None = None) -> Heatmap
     col_w = max(0.45, 1.8 * font / 72)
     row_h = min(max(3.0 / max(n_items, 1), 0.004), 1.8 * font / 72)
     grid_h = max(n_items * row_h, 1.5)
-    col_labels = [_short(c) for c in short_names(raster.columns)]
+    col_labels = [short_label(c) for c in short_names(raster.columns)]
     bottom = 0.5 + _text_width(col_labels, font) if _rotate(col_labels, col_w, font) else 0.8
     show_items = grid_h / max(n_items, 1) >= 1.3 * font / 72
-    left = 0.7 + (_text_width([_short(str(i)) for i in raster.index], font) if show_items else 0.3)
+    left = 0.7 + (_text_width([short_label(str(i)) for i in raster.index], font) if show_items else 0.3)
     grid_w = n_ckpt * col_w
-    width, height = _inches(left + grid_w + 1.3), _inches(bottom + grid_h + 0.7)
-    with _style():
-        figure = _new_figure(width, height)
+    width, height = inches(left + grid_w + 1.3), inches(bottom + grid_h + 0.7)
+    with figure_style():
+        figure = new_figure(width, height)
         ax = figure.add_axes((left / width, bottom / height, grid_w / width, grid_h / height))
         cmap = ListedColormap(["#f4e1d2", "#08519c"])
         image = ax.imshow(values, cmap=cmap, norm=BoundaryNorm([-0.5, 0.5, 1.5], 2), interpolation="nearest",
                           aspect="auto")
         _column_ticks(ax, col_labels, col_w, font)
         if show_items:
-            ax.set_yticks(range(n_items), [_short(str(i)) for i in raster.index], fontsize=font)
+            ax.set_yticks(range(n_items), [short_label(str(i)) for i in raster.index], fontsize=font)
         else:
             ax.set_yticks([])
         ax.set_ylabel(f"{n_items} items, by first-learned checkpoint", fontsize=font)
@@ -277,21 +277,21 @@ def figure_bytes(figure: "Figure", fmt: str = "png", scale: float = 1.0) -> byte
     if suffix not in _METADATA:
         raise ValueError(f"cannot write a figure as {fmt!r}: use a .png or .svg file name")
     buffer = io.BytesIO()
-    with _style():
+    with figure_style():
         figure.savefig(buffer, format=fmt, dpi=DPI * scale, metadata=_METADATA[suffix])
     return buffer.getvalue()
 
 
-# --------------------------------------------------------------------------- layout
+# ------------------------------------------- layout (shared with report.item_plots, so figures draw alike)
 @contextmanager
-def _style():
+def figure_style():
     import matplotlib
 
     with matplotlib.rc_context(_STYLE):
         yield
 
 
-def _new_figure(width: float, height: float) -> "Figure":
+def new_figure(width: float, height: float) -> "Figure":
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -300,12 +300,12 @@ def _new_figure(width: float, height: float) -> "Figure":
     return figure
 
 
-def _inches(size: float) -> float:
+def inches(size: float) -> float:
     """Round a size to whole pixels, so the image is exactly figsize × DPI."""
     return round(size * DPI) / DPI
 
 
-def _short(label: str, limit: int = MAX_LABEL_CHARS) -> str:
+def short_label(label: str, limit: int = MAX_LABEL_CHARS) -> str:
     """Cut a long label in the middle: both a task's prefix and a path's last part stay readable."""
     label = str(label)
     if len(label) <= limit:
@@ -341,8 +341,8 @@ def _grid_figure(values: np.ndarray, row_labels: list, col_labels: list, spec: F
 
     n_rows, n_cols = values.shape
     font = grid_font(max(n_rows, n_cols))
-    rows = [_short(r) for r in row_labels]
-    cols = [_short(c) for c in col_labels]
+    rows = [short_label(r) for r in row_labels]
+    cols = [short_label(c) for c in col_labels]
     sample = format(-0.123 if spec.signed else 0.123, spec.fmt)
     row_h = 1.8 * font / 72
     col_w = max(len(sample) * 0.6 * font / 72 + 0.15, 1.8 * font / 72)
@@ -357,7 +357,7 @@ def _grid_figure(values: np.ndarray, row_labels: list, col_labels: list, spec: F
     title_lines = textwrap.wrap(title, max(20, int((left + grid_w + right - 0.4) / title_char))) or [""]
     top += (len(title_lines) - 1) * 1.3 * 11 / 72
     grid_h = min(n_rows * row_h, MAX_HEIGHT - top - bottom)
-    width, height = _inches(left + grid_w + right), _inches(bottom + grid_h + top)
+    width, height = inches(left + grid_w + right), inches(bottom + grid_h + top)
     cell_h, cell_w = grid_h / max(n_rows, 1), grid_w / max(n_cols, 1)
     label_step = max(1, math.ceil(1.3 * font / 72 / cell_h))
     annotate = cell_h * 72 >= 1.5 * font and cell_w >= len(sample) * 0.6 * font / 72
@@ -375,7 +375,7 @@ def _grid_figure(values: np.ndarray, row_labels: list, col_labels: list, spec: F
 
     cmap = matplotlib.colormaps[spec.cmap].with_extremes(bad=_MISSING)
 
-    figure = _new_figure(width, height)
+    figure = new_figure(width, height)
     ax = figure.add_axes((left / width, bottom / height, grid_w / width, grid_h / height))
     image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, norm=norm, interpolation="nearest", aspect="auto")
     ax.set_yticks(range(0, n_rows, label_step), rows[::label_step], fontsize=font)
@@ -400,6 +400,3 @@ def _grid_figure(values: np.ndarray, row_labels: list, col_labels: list, spec: F
     bar.ax.tick_params(labelsize=font)
     return figure
 
-
-#: The layout helpers other figure modules share (report.item_plots), so they draw alike.
-new_figure, inches, short_label, figure_style = _new_figure, _inches, _short, _style

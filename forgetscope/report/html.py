@@ -32,6 +32,7 @@ import pandas as pd
 
 from ..analysis.sequence import CheckpointSequence, checkpoint_rows
 from ..records import codes as record_codes
+from ..records.checkpoint_order import short_names
 from . import heatmaps, item_plots
 from .story import comparison_sentence, forgetting_is_significant
 from .tables import SUMMARY_COLUMNS, format_value
@@ -68,13 +69,13 @@ def render_report(sequence: CheckpointSequence, records: pd.DataFrame, *, title:
     `max_task_figures` tasks with the most forgetting (F_true, first vs last).
     """
     names = sequence.checkpoints
-    short = heatmaps.short_names(names)
+    short = short_names(names)
     first_last = sequence.pair_summary(0, -1, "task")
     overall = sequence.pair_summary(0, -1, None).assign(task="overall (from items)")
-    scored = _scored_comparison(sequence, records)
-    if scored is not None:  # KL and risk figures per task, from the per-choice scores
-        first_last, overall = _with_item_figures(first_last, scored[0].tasks), _with_item_figures(
-            overall, scored[0].overall.assign(task="overall (from items)"))
+    scored = _scored_pairs(sequence, records)
+    if scored is not None:  # KL and risk figures per task and overall, from the per-choice scores
+        first_last = _with_item_figures(first_last, ["task"], sequence, *scored)
+        overall = _with_item_figures(overall, [], sequence, *scored)
     body = [f"<h1>{escape(title)}</h1>",
             f"<p class='story'>{escape(comparison_sentence(overall.iloc[0], short[-1]))}</p>"
             if len(overall) else "",
@@ -112,7 +113,7 @@ def render_report(sequence: CheckpointSequence, records: pd.DataFrame, *, title:
     body += [_figure(fig, caption) for fig, caption in _figures(sequence, first_last, max_task_figures)]
     if scored is not None:
         body.append("<h2 id='scores'>Score changes and forgetting risk (first vs last)</h2>")
-        body += [_figure(fig, caption) for fig, caption in _score_figures(scored, first_last, overall)]
+        body += [_figure(fig, caption) for fig, caption in _score_figures(*scored, first_last, overall)]
     chosen = {kind: _chosen_items(sequence, kind, top) for kind in ("1to0", "0to1")}
     item_records = records
     if item_rows is not None and "prompt" not in records.columns:  # one read for both lists
@@ -191,45 +192,46 @@ def _relapses_section(sequence: CheckpointSequence, short: list[str]) -> str:
     return note + _table("relapses", headers, rows)
 
 
-def _scored_comparison(sequence: CheckpointSequence, records: pd.DataFrame):
-    """(Comparison of the first and last checkpoints, per-row scores) when both hold per-choice
-    log-likelihoods, else None."""
-    from ..analysis import compare_records
+def _scored_pairs(sequence: CheckpointSequence, records: pd.DataFrame):
+    """(The paired items of the first and last checkpoints, as compare_records pairs them, and their
+    per-row scores) when both hold per-choice log-likelihoods, else None."""
     from ..analysis.distances import has_scores
     from ..analysis.item_figures import per_row_scores
+    from ..analysis.pairing import pair_records
 
     first, last = (checkpoint_rows(records, name) for name in (sequence.checkpoints[0], sequence.checkpoints[-1]))
     if not (has_scores(first, sequence.metric) and has_scores(last, sequence.metric)):
         return None
-    comparison = compare_records(first, last, metric=sequence.metric, identical_only=bool(len(sequence.dropped)),
-                                 n_bootstrap=sequence.n_bootstrap, seed=sequence.seed, flip_tolerance=None)
-    scores = per_row_scores(comparison.paired, first, last, sequence.metric)
+    paired = pair_records(first, last, metric=sequence.metric, identical_only=bool(len(sequence.dropped)))
+    scores = per_row_scores(paired, first, last, sequence.metric)
     if scores is None or not np.isfinite(scores["kl"]).any():
         return None
-    return comparison, scores
+    return paired, scores
 
 
-def _with_item_figures(table: pd.DataFrame, figures: pd.DataFrame) -> pd.DataFrame:
-    """`table` with the KL and risk columns of `figures` (the same tasks, from the scored comparison)."""
+def _with_item_figures(table: pd.DataFrame, by: list[str], sequence: CheckpointSequence, paired,
+                       scores: dict) -> pd.DataFrame:
+    """`table` (a first-vs-last summary by `by`) with the KL and risk columns compare_records gives its
+    rows: each row's figures come from its own paired items, with the same bootstrap seeds."""
+    from ..analysis.item_figures import item_figures
+
     columns = ["kl_mean", "js_mean", "margin_change_mean", "flip_share_by_kl_decile", "risk_auroc",
                "risk_auroc_ci_low", "risk_auroc_ci_high", "risk_ap", "risk_n_forgotten"]
-    extra = figures.assign(task=figures["task"].astype(str)).set_index("task")
-    keys = table["task"].astype(str)
-    return table.assign(**{c: keys.map(extra[c]).to_numpy() for c in columns})
+    figures = item_figures(table, by, paired, scores, n_bootstrap=sequence.n_bootstrap, seed=sequence.seed)
+    return table.assign(**{c: figures[c].to_numpy() for c in columns})
 
 
-def _score_figures(scored, first_last: pd.DataFrame, overall: pd.DataFrame):
+def _score_figures(paired, scores: dict, first_last: pd.DataFrame, overall: pd.DataFrame):
     from ..analysis.risk import forgetting_by_risk_bin, roc_curve
 
-    comparison, scores = scored
     rows = [r for r in pd.concat([first_last, overall], ignore_index=True).to_dict("records")]
     yield (item_plots.kl_flip_figure(rows).figure,
            "Share of flipped items (1→0 or 0→1) among the items whose KL(before ‖ after) is at or above each "
            "percentile; KL between the softmax of the choices' log-likelihoods, in nats.")
-    frame = comparison.paired.frame
+    frame = paired.frame
     right = frame["before"].to_numpy(dtype=bool) & np.isfinite(scores["margin_before"])
     risk, lost = -scores["margin_before"][right], ~frame["after"].to_numpy(dtype=bool)[right]
-    row = comparison.overall.iloc[0]
+    row = overall.iloc[0]
     if lost.any() and (~lost).any():
         fpr, tpr = roc_curve(risk, lost)
         yield (item_plots.risk_figure(forgetting_by_risk_bin(risk, lost), fpr, tpr, auroc=float(row["risk_auroc"]),

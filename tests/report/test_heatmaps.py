@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 
 from forgetscope.analysis.sequence import checkpoint_sequence
+from forgetscope.records.checkpoint_order import short_names
 from forgetscope.report import heatmaps
 from forgetscope.report.heatmaps import (
-    DPI, figure_bytes, pairwise_heatmap, raster_heatmap, save_figure, short_names, task_heatmap, transition_heatmap,
+    DPI, figure_bytes, pairwise_heatmap, raster_heatmap, save_figure, task_heatmap, transition_heatmap,
 )
 
 
