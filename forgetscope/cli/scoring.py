@@ -36,12 +36,12 @@ def eval_command(
     from ..engine.executor import EvalJob
 
     try:
-        tasks = options.load_tasks(task, [checkpoint])
-        settings = options.settings(seed=seed)
         label = name or (f"{checkpoint}@{revision}" if revision else checkpoint)
+        ckpt = Checkpoint(checkpoint, name=label, revision=revision)
+        tasks = options.load_tasks(task, [ckpt])  # a chat template comes from the revision scored
+        settings = options.settings(seed=seed)
         with running(options.executor()) as executor:
-            records, = executor.evaluate([EvalJob(Checkpoint(checkpoint, name=label, revision=revision), tasks)],
-                                         output, settings)
+            records, = executor.evaluate([EvalJob(ckpt, tasks)], output, settings)
     except input_errors() as exc:
         fail(str(exc), exit_code(exc))
     out = console()
