@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import console, exit_code, fail, input_errors, print_table
+from .common import console, exit_code, fail, input_errors, print_table, task_summary_lines
 from .executor import running
 from .options import (
     EXECUTOR, SCORING_GROUPS, FlipTolOpt, MetricOpt, ResultsOpt, ScoringOptions, SeedOpt, TaskOpt, with_groups,
@@ -45,10 +45,8 @@ def eval_command(
     except input_errors() as exc:
         fail(str(exc), exit_code(exc))
     out = console()
-    summary = records.groupby("task").agg(n=("item_id", "nunique"), acc=("correct", "mean"),
-                                          acc_norm=("correct_norm", "mean"))
-    for task_name, row in summary.iterrows():
-        out.print(f"{task_name}: n={int(row.n)}  acc={row.acc:.4f}  acc_norm={row.acc_norm:.4f}")
+    for line in task_summary_lines(records):
+        out.print(line)
     out.print(f"records: {output.rstrip('/')}/records ({len(records)} rows)")
 
 
