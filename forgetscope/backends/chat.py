@@ -17,13 +17,21 @@ from .base import BackendError
 
 
 def load_chat_template(model: str, name: str | None = None, *, gguf_file: str | None = None,
-                       trust_remote_code: bool = False, revision: str | None = None) -> ChatTemplate:
-    """The chat template of `model`'s tokenizer: `name` of several, or its only (or `default`) one."""
-    tokenizer = _load_tokenizer(model, gguf_file, trust_remote_code, revision)
-    source, chosen = select_template(tokenizer, name, model)
+                       trust_remote_code: bool = False, revision: str | None = None, subfolder: str | None = None,
+                       origin: str | None = None) -> ChatTemplate:
+    """The chat template of `model`'s tokenizer: `name` of several, or its only (or `default`) one.
+
+    The tokenizer is the one the hf backend loads with the model (hf.load_model_and_tokenizer): `model`
+    may be `org/name@REVISION`; an adapter folder without a tokenizer of its own has its base model's;
+    with model arg `subfolder`, the subfolder's tokenizer when it holds one. `origin` names the model
+    in messages (default: `model`).
+    """
+    origin = origin or model
+    tokenizer = _load_tokenizer(model, gguf_file, trust_remote_code, revision, subfolder, origin)
+    source, chosen = select_template(tokenizer, name, origin)
     special = {key: str(value) for key, value in sorted((tokenizer.special_tokens_map or {}).items())}
     digest = stable_hash({"template": source, "special_tokens": special}, n=32)
-    return ChatTemplate(render=_renderer(tokenizer, source, model), name=chosen, digest=digest, origin=model)
+    return ChatTemplate(render=_renderer(tokenizer, source, origin), name=chosen, digest=digest, origin=origin)
 
 
 def select_template(tokenizer: Any, name: str | None, model: str) -> tuple[str, str]:
@@ -73,12 +81,27 @@ def _renderer(tokenizer: Any, source: str, model: str):
     return render
 
 
-def _load_tokenizer(model: str, gguf_file: str | None, trust_remote_code: bool, revision: str | None) -> Any:
+def _load_tokenizer(model: str, gguf_file: str | None, trust_remote_code: bool, revision: str | None,
+                    subfolder: str | None, origin: str) -> Any:
+    """The tokenizer hf.load_model_and_tokenizer loads with `model`, found the way it finds it."""
+    from .adapters import is_adapter_dir, read_adapter
     from .gguf_cache import converted_dir, gguf_cache_enabled, gguf_parsed_once
     from .hf import missing_tokenizer, split_gguf
+    from .hub import is_hub_id, resolve_snapshot, split_revision
 
+    if revision is None:
+        model, revision = split_revision(model)
+    if revision is not None or (is_hub_id(model) and not model.endswith(".gguf")):
+        model = str(resolve_snapshot(model, revision).folder)
     model, gguf_file = split_gguf(model, gguf_file)
-    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code, **({"revision": revision} if revision else {})}
+    if not gguf_file and is_adapter_dir(model):
+        if missing_tokenizer(model) is not None:  # the base model's tokenizer; the adapter's weights are not read
+            adapter = read_adapter(model, allow_pickle=True)
+            return _load_tokenizer(adapter.base, None, trust_remote_code, adapter.base_revision, subfolder, origin)
+        subfolder = None  # an adapter's own tokenizer (added tokens) is in its folder
+    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
+    if subfolder and missing_tokenizer(Path(model, subfolder)) is None:
+        kwargs["subfolder"] = subfolder
     try:
         from transformers import AutoTokenizer
         from transformers.utils import logging as hf_logging
@@ -93,10 +116,10 @@ def _load_tokenizer(model: str, gguf_file: str | None, trust_remote_code: bool, 
                 return AutoTokenizer.from_pretrained(model, gguf_file=gguf_file, **kwargs)
         return AutoTokenizer.from_pretrained(model, **kwargs)
     except ImportError as exc:
-        raise BackendError(f"cannot load the tokenizer of {model!r}: {exc}") from None
+        raise BackendError(f"cannot load the tokenizer of {origin!r}: {exc}") from None
     except (OSError, ValueError) as exc:
         reason = None if gguf_file else missing_tokenizer(model)
-        raise BackendError(f"cannot load the tokenizer of {model!r} (for its chat template): "
+        raise BackendError(f"cannot load the tokenizer of {origin!r} (for its chat template): "
                            f"{reason or ' '.join(str(exc).split())[:300]}") from None
 
 

@@ -31,6 +31,14 @@ def console():
     return Console(stderr=False, width=width)
 
 
+def task_summary_lines(records) -> list[str]:
+    """One line per task of a records table: its items, accuracy and normalised accuracy (eval, import)."""
+    summary = records.groupby("task", observed=True).agg(
+        n=("item_id", "nunique"), acc=("correct", "mean"), acc_norm=("correct_norm", "mean"))
+    return [f"{task}: n={int(row.n)}  acc={row.acc:.4f}  acc_norm={row.acc_norm:.4f}"
+            for task, row in summary.iterrows()]
+
+
 def print_table(out, table, wide: bool = False) -> None:
     """Print a rich table; a `--wide` one at its natural width, never cut to the terminal's (the terminal
     wraps its lines instead: every figure stays whole)."""

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Callable, Optional
 
 import typer
 
-from .common import console, fail, input_errors
+from .common import console, fail, input_errors, task_summary_lines
 from .options import OutputOpt
 
 import_app = typer.Typer(
@@ -103,10 +103,8 @@ def _write(run, output: Path) -> None:
         fail(str(exc))
     out = console()
     records = run.records
-    summary = records.groupby("task", observed=True).agg(
-        n=("item_id", "nunique"), acc=("correct", "mean"), acc_norm=("correct_norm", "mean"))
-    for task, row in summary.iterrows():
-        out.print(f"{task}: n={int(row.n)}  acc={row.acc:.4f}  acc_norm={row.acc_norm:.4f}", highlight=False)
+    for line in task_summary_lines(records):
+        out.print(line, highlight=False)
     for note in run.notes:
         out.print(f"[yellow]{note}[/yellow]")
     out.print(f"imported {len(records)} rows of {run.checkpoint!r} ({run.backend}) into {records_dir}",

@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional, Sequence
 import typer
 
 if TYPE_CHECKING:  # the evaluator loads only when a command runs
-    from ..engine.evaluate import EvalSettings
+    from ..engine.evaluate import Checkpoint, EvalSettings
     from ..tasks.base import Task
-    from ..tasks.chat import PromptStyle
+    from ..tasks.chat import ChatTemplate, PromptStyle
 
 # ------------------------------------------------------------------ single options
 TaskOpt = Annotated[list[str], typer.Option(
@@ -222,8 +222,10 @@ class ScoringOptions:
 
     values: dict[str, Any]
 
-    def settings(self, **fields: Any) -> EvalSettings:
-        """The one conversion of the command line into EvalSettings; `fields` are the command's own (seed)."""
+    def settings(self, *, quiet: bool = False, **fields: Any) -> EvalSettings:
+        """The one conversion of the command line into EvalSettings; `fields` are the command's own (seed).
+
+        `quiet`: without the note on --batch-size auto (the command prints it when it takes its settings)."""
         from dataclasses import fields as dataclass_fields
 
         from ..engine.evaluate import EvalSettings
@@ -236,7 +238,7 @@ class ScoringOptions:
             values["batch_size"] = parse_batch_size(values["batch_size"])
         if "model_args" in values:
             values["model_args"] = parse_model_args(values["model_args"])
-        if values.get("batch_size") == "auto" and values.get("backend") == "hf":
+        if not quiet and values.get("batch_size") == "auto" and values.get("backend") == "hf":
             from ..backends.batching import AUTO_BATCH_CPU
             from ..backends.hf import resolve_device
 
@@ -250,10 +252,11 @@ class ScoringOptions:
         return ExecutorChoice(self.values.get("executor", "local"), self.values.get("ray_address"),
                               self.values.get("ray_workers"))
 
-    def load_tasks(self, specs: list[str], checkpoints: Sequence[str] = ()) -> list[Task]:
+    def load_tasks(self, specs: list[str], checkpoints: Sequence[str | Checkpoint] = ()) -> list[Task]:
         """Tasks of the --task arguments (synthetic ones included), with the task options applied.
 
-        `checkpoints`: the command's models (records paths among them are skipped); with
+        `checkpoints`: the command's models (records paths among them are skipped; a Checkpoint is one the
+        command scores with more than its argument says, e.g. eval's --revision); with
         --apply-chat-template the prompts are rendered with their tokenizer's template.
         """
         from ..tasks import TaskOptions
@@ -275,7 +278,7 @@ class ScoringOptions:
             raise TaskError(f"two tasks are named {', '.join(sorted(duplicates))}; rename one (spec `name:`)")
         return tasks
 
-    def prompt_style(self, checkpoints: Sequence[str]) -> PromptStyle | None:
+    def prompt_style(self, checkpoints: Sequence[str | Checkpoint]) -> PromptStyle | None:
         """The chat template (from the models' tokenizer) and system instruction of the command line.
 
         Every model among `checkpoints` must have the same template (the same source and special
@@ -291,7 +294,9 @@ class ScoringOptions:
             if multiturn:
                 raise TaskError("--fewshot-as-multiturn needs --apply-chat-template (as in lm-eval)")
             return PromptStyle(system_instruction=system) if system is not None else None
-        templates = [self._chat_template(model, name) for model in _models(checkpoints)]
+        models = _models(checkpoints)
+        settings = self.settings(quiet=True) if models else None
+        templates = [self._chat_template(model, name, settings) for model in models]
         if not templates:
             raise TaskError("--apply-chat-template renders the prompts with a model's tokenizer, and no checkpoint "
                             "here is a model (stored records keep the prompts they were scored with)")
@@ -303,12 +308,20 @@ class ScoringOptions:
         return PromptStyle(chat=templates[0], system_instruction=system,
                            fewshot_as_multiturn=True if multiturn is None else multiturn)
 
-    def _chat_template(self, model: str, name: str):
-        from ..backends.chat import load_chat_template
+    def _chat_template(self, checkpoint: str | Checkpoint, name: str, settings: EvalSettings) -> ChatTemplate:
+        """The chat template of the tokenizer scored with `checkpoint`: the model is resolved as scoring
+        resolves it (prepare_checkpoint: MODEL@REV, --revision, --model-args revision= and subfolder=,
+        --gguf-file), and its tokenizer found as the backend finds it (an adapter's base, a subfolder)."""
+        from copy import copy
 
-        return load_chat_template(model, name or None, gguf_file=self.values.get("gguf_file"),
-                                  trust_remote_code=bool(self.values.get("trust_remote_code")),
-                                  revision=self.values.get("revision"))
+        from ..backends.chat import load_chat_template
+        from ..engine.evaluate import prepare_checkpoint
+
+        # a copy: the command's own Checkpoint is resolved again when it is scored
+        ckpt, _ = prepare_checkpoint(copy(checkpoint), settings, check_pickle=False)
+        return load_chat_template(ckpt.load_path(), name or None, gguf_file=ckpt.gguf_file, subfolder=ckpt.subfolder,
+                                  trust_remote_code=settings.trust_remote_code,
+                                  origin=f"{ckpt.model}@{ckpt.revision}" if ckpt.revision else ckpt.model)
 
 
 #: task options that shape the prompt (ScoringOptions.prompt_style), not TaskOptions fields
@@ -361,11 +374,12 @@ def _is_value(word: str) -> bool:
     return bool(re.fullmatch(r"[A-Za-z0-9_-]+", word)) and not word.startswith("-") and not Path(word).exists()
 
 
-def _models(checkpoints: Sequence[str]) -> list[str]:
+def _models(checkpoints: Sequence[str | Checkpoint]) -> list[str | Checkpoint]:
     """The checkpoints that are models (not stored records), each once."""
     from ..engine.compare import is_records_path
 
-    return list(dict.fromkeys(c for c in checkpoints if not is_records_path(c)))
+    models = [c for c in checkpoints if not isinstance(c, str) or not is_records_path(c)]
+    return [c for i, c in enumerate(models) if c not in models[:i]]
 
 
 def with_groups(*groups: OptionGroup) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

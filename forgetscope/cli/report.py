@@ -98,7 +98,7 @@ def sequence(
                                    metric=metric, identical_only=identical_only, n_bootstrap=n_bootstrap, seed=seed)
         else:
             seq, labels = _evaluate_sequence(checkpoints, task, output, metric, identical_only, n_bootstrap, seed,
-                                             options.settings(seed=seed), options, names)
+                                             options, names)
     except _sequence_errors() as exc:
         fail(str(exc), exit_code(exc))
     _print_sequence(seq, show, labels, wide)
@@ -112,7 +112,7 @@ def sequence(
         typer.echo(f"wrote {items_path}")
 
 
-def _evaluate_sequence(checkpoints, task, output, metric, identical_only, n_bootstrap, seed, settings,
+def _evaluate_sequence(checkpoints, task, output, metric, identical_only, n_bootstrap, seed,
                        options: ScoringOptions, names: list[str] | None = None):
     """Evaluate (through the cache) every checkpoint, a manifest standing for its checkpoints (on Ray,
     the units of all checkpoints at once); also the NAME=PATH labels (checkpoint name in the records -> label)."""
@@ -121,6 +121,7 @@ def _evaluate_sequence(checkpoints, task, output, metric, identical_only, n_boot
     from ..records.schema import ANALYSIS_COLUMNS
     from .labels import split_label
 
+    settings = options.settings(seed=seed)  # first: its note (--batch-size auto on CPU) before anything else
     sides: list[tuple[str, str | None, str | None]] = []  # (checkpoint, name in the records, label)
     for i, arg in enumerate(checkpoints):
         label, path = split_label(arg)

@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import console, exit_code, fail, input_errors, print_table
+from .common import console, exit_code, fail, input_errors, print_table, task_summary_lines
 from .executor import running
 from .options import (
     EXECUTOR, SCORING_GROUPS, FlipTolOpt, MetricOpt, ResultsOpt, ScoringOptions, SeedOpt, TaskOpt, with_groups,
@@ -36,19 +36,17 @@ def eval_command(
     from ..engine.executor import EvalJob
 
     try:
-        tasks = options.load_tasks(task, [checkpoint])
-        settings = options.settings(seed=seed)
         label = name or (f"{checkpoint}@{revision}" if revision else checkpoint)
+        ckpt = Checkpoint(checkpoint, name=label, revision=revision)
+        tasks = options.load_tasks(task, [ckpt])  # a chat template comes from the revision scored
+        settings = options.settings(seed=seed)
         with running(options.executor()) as executor:
-            records, = executor.evaluate([EvalJob(Checkpoint(checkpoint, name=label, revision=revision), tasks)],
-                                         output, settings)
+            records, = executor.evaluate([EvalJob(ckpt, tasks)], output, settings)
     except input_errors() as exc:
         fail(str(exc), exit_code(exc))
     out = console()
-    summary = records.groupby("task").agg(n=("item_id", "nunique"), acc=("correct", "mean"),
-                                          acc_norm=("correct_norm", "mean"))
-    for task_name, row in summary.iterrows():
-        out.print(f"{task_name}: n={int(row.n)}  acc={row.acc:.4f}  acc_norm={row.acc_norm:.4f}")
+    for line in task_summary_lines(records):
+        out.print(line)
     out.print(f"records: {output.rstrip('/')}/records ({len(records)} rows)")
 
 

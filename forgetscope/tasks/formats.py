@@ -394,13 +394,6 @@ class _RangeWithout(Sequence[int]):
         return j + 1 if 0 <= self.skip <= j else j
 
 
-def with_prefix(item: Item, prefix: str) -> Item:
-    """The item with `prefix` before every context (its hash is recomputed)."""
-    if not prefix:
-        return item
-    return replace(item, contexts=tuple(prefix + c for c in item.contexts), item_hash="")
-
-
 def build_items(
     rows: Sequence[Mapping[str, Any]],
     fmt: PromptFormat,
@@ -418,8 +411,8 @@ def build_items(
     Every error is re-raised naming the row (`where(i)`), so people can find it.
     """
     shots: dict[int, Shot] = {}
-    styled = style is not None and not style.is_plain
-    item_fmt = replace(fmt, target_delimiter="") if style is not None and style.chat is not None else fmt
+    style = style or PromptStyle()  # plain text: description, examples, then the item's context
+    item_fmt = replace(fmt, target_delimiter="") if style.chat is not None else fmt
 
     def shot(j: int) -> Shot:
         if j not in shots:
@@ -448,13 +441,7 @@ def build_items(
                 "ids must be unique (fix the id column, or drop it to use row numbers)"
             )
         seen[item.item_id] = i
-        if styled:
-            assert style is not None
-            contexts = tuple(render_prompt(style, description, examples, context, fmt.fewshot_delimiter)
-                             for context in item.contexts)
-            items.append(replace(item, contexts=contexts, item_hash=""))
-        else:
-            prefix = description + "".join(s.question + s.delimiter + s.answer + fmt.fewshot_delimiter
-                                           for s in examples)
-            items.append(with_prefix(item, prefix))
+        contexts = tuple(render_prompt(style, description, examples, context, fmt.fewshot_delimiter)
+                         for context in item.contexts)
+        items.append(item if contexts == item.contexts else replace(item, contexts=contexts, item_hash=""))
     return items

@@ -28,14 +28,13 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
-from forgetscope.tasks.base import Item, Task, TaskError, stable_hash
+from forgetscope.tasks.base import Item, Task, TaskError, item_limit, stable_hash
 
 if TYPE_CHECKING:
     from forgetscope.tasks.spec import TaskOptions
@@ -180,8 +179,7 @@ def _check_options(arg: str, options: LmevalOptions) -> None:
         raise TaskError("fewshot_as_multiturn needs apply_chat_template (as in lm-eval)")
     if options.num_fewshot is not None and options.num_fewshot < 0:
         raise TaskError(f"the number of few-shot examples must be 0 or more, got {options.num_fewshot}")
-    if options.limit is not None and options.limit <= 0:
-        raise TaskError(f"limit must be positive, got {options.limit}")
+    item_limit(options.limit, 0)  # a bad limit fails before lm-eval loads anything, as for every task
     for path in options.include_path:
         if not Path(path).expanduser().exists():
             raise TaskError(f"{path}: include path not found (for task {arg!r}); give a folder of lm-eval task "
@@ -277,9 +275,7 @@ def _items(lm_task: Any, leaf: str, arg: str, options: LmevalOptions) -> list[It
                         "multiple_choice tasks can be scored from lm-eval's registry so far")
     if getattr(lm_task, "MULTIMODAL", False):
         raise TaskError(f"task {arg!r}: lm-eval task {leaf!r} needs images or audio, which forgetscope cannot score")
-    limit = options.limit
-    if limit is not None:  # lm_eval.evaluator_utils.get_sample_size
-        limit = int(math.ceil(len(lm_task.eval_docs) * limit)) if limit < 1.0 else int(limit)
+    limit = None if options.limit is None else item_limit(options.limit, len(lm_task.eval_docs))
     try:
         lm_task.build_all_requests(limit=limit, system_instruction=options.system_instruction,
                                    apply_chat_template=options.apply_chat_template,

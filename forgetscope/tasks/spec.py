@@ -14,7 +14,7 @@ the same thing whatever the source. Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any, Callable, Literal, Mapping
 
@@ -175,10 +175,6 @@ class TaskSpec(NullRefused):
         return value
 
     # ------------------------------------------------------------------ reading
-
-    @classmethod
-    def keys(cls) -> list[str]:
-        return [f.name for f in fields(cls) if f.name != "base_dir"]
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], origin: str = "task spec", base_dir: Path | None = None, *,

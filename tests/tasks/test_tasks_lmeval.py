@@ -226,6 +226,19 @@ def test_limit_as_lm_eval_reads_it(task_dir):
 
 
 @pytest.mark.lmeval
+@pytest.mark.parametrize("limit", [1.5, 0, -2])
+def test_a_bad_limit_is_refused_as_for_every_task(task_dir, limit):
+    """--limit 1.5 is neither a whole number of items nor a fraction: refused, as for a data-file task
+    (lm-eval itself would score int(1.5) = 1 document)."""
+    with pytest.raises(TaskError) as theirs:
+        load_task("lmeval:fs_quiz", options=TaskOptions(limit=limit, include_path=(str(task_dir),)))
+    with pytest.raises(TaskError) as ours:
+        load_task(str(ROOT / "tests" / "tasks" / "data" / "mc.jsonl"), options=TaskOptions(limit=limit))
+    assert str(theirs.value) == str(ours.value) == (f"--limit {limit}: give a whole number of items (at least 1) "
+                                                    "or a fraction between 0 and 1")
+
+
+@pytest.mark.lmeval
 def test_task_options_route_through_load_task(task_dir):
     options = TaskOptions(num_fewshot=1, fewshot_seed=3, limit=4, name="mine", include_path=(str(task_dir),))
     task = load_task("lmeval:fs_quiz", options=options)
