@@ -98,13 +98,12 @@ def run_sweep_on_ray(sweep: SweepConfig, output: str | Path, *, address: str | N
     import ray
 
     from forgetscope.engine.evaluate import EvalSettings
-    from forgetscope.engine.executor import EvalJob, ExecutorError, WorkerLostError
-    from forgetscope.engine.ray_executor import RayExecutor, connect
+    from forgetscope.engine.executor import EvalJob, WorkerLostError
+    from forgetscope.engine.ray_executor import RayExecutor, connect, unit_resources
     from forgetscope.train.prepare import prepare
     from forgetscope.train.runner import plan_run
 
-    if workers is not None and workers < 1:
-        raise ExecutorError(f"--ray-workers must be at least 1, got {workers}")
+    executor = RayExecutor(address=address, workers=workers, progress=progress, retries=retries, threads=threads)
     output = Path(output).resolve()
     say = log or (lambda _m: None)
     runs = expand(sweep)
@@ -119,10 +118,8 @@ def run_sweep_on_ray(sweep: SweepConfig, output: str | Path, *, address: str | N
     by_name = {run.name: run for run in runs}
     started = connect(address, workers * (threads or 1) if address is None and workers else None)
     try:
-        gpus = ray.cluster_resources().get("GPU", 0)
-        on_gpu = device.startswith("cuda") or (device == "auto" and gpus > 0)
-        train = ray.remote(_train_remote).options(num_cpus=threads or 1, num_gpus=1 if on_gpu else 0,
-                                                  max_retries=retries)
+        resources = unit_resources(EvalSettings(device=device), threads or 1, ray.cluster_resources().get("GPU", 0))
+        train = ray.remote(_train_remote).options(**resources, max_retries=retries)
         refs: dict[str, Any] = {}
         for task in tasks:  # in dependency order: a task's `after` were made before it
             run = by_name[task.run]
@@ -158,7 +155,6 @@ def run_sweep_on_ray(sweep: SweepConfig, output: str | Path, *, address: str | N
             (_, _, run_tasks), checkpoints = run_evaluations(run, output, sweep.eval)
             jobs += [EvalJob(checkpoint, run_tasks) for _, checkpoint in checkpoints]
         settings = EvalSettings(batch_size=sweep.eval.batch_size, device=device)
-        executor = RayExecutor(address=address, workers=workers, progress=progress, retries=retries, threads=threads)
         executor.evaluate(jobs, output / "results", settings)
         result.units = executor.reports
     finally:
