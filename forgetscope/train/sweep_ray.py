@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from forgetscope.train.frontier import evaluate_run, frontier_table, run_evaluations, save_frontier
-from forgetscope.train.sweep import (SweepConfig, SweepResult, expand, stage_home_for, tokenizer_dir_for,
-                                     write_sweep_file)
+from forgetscope.train.frontier import run_evaluations
+from forgetscope.train.sweep import (SweepConfig, SweepResult, finish_sweep, stage_home_for, start_sweep,
+                                     tokenizer_dir_for)
 
 
 @dataclass
@@ -106,9 +106,8 @@ def run_sweep_on_ray(sweep: SweepConfig, output: str | Path, *, address: str | N
     executor = RayExecutor(address=address, workers=workers, progress=progress, retries=retries, threads=threads)
     output = Path(output).resolve()
     say = log or (lambda _m: None)
-    runs = expand(sweep)
-    result = SweepResult(output, runs, None)
-    write_sweep_file(sweep, runs, output)
+    result = start_sweep(sweep, output)
+    runs = result.runs
     chains, tokenizers = {}, {}
     for run in runs:  # tokenizers are trained here, once each, before any worker needs them
         tokenizers[run.name] = tokenizer_dir_for(run, output)
@@ -160,11 +159,4 @@ def run_sweep_on_ray(sweep: SweepConfig, output: str | Path, *, address: str | N
     finally:
         if started:
             ray.shutdown()
-    rows = []
-    for run in runs:  # every row is stored now: this reads them, it loads no model
-        row, evaluation = evaluate_run(run, output, sweep.eval, device=device)
-        rows.append(row)
-        result.evaluations[run.name] = evaluation
-    result.frontier = frontier_table(rows)
-    save_frontier(result.frontier, output, plot=plot)
-    return result
+    return finish_sweep(result, sweep, device=device, plot=plot)  # every row is stored now: it loads no model
