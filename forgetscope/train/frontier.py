@@ -124,15 +124,18 @@ def run_evaluations(run: "SweepRun", output: Path, eval_config: "EvalConfig"):
 
 
 def evaluate_run(run: "SweepRun", output: Path, eval_config: "EvalConfig", *, device: str = "auto",
-                 progress=None) -> tuple[dict[str, Any], dict[str, "pd.DataFrame"]]:
-    """Evaluate the run's stage checkpoints (cached) and compute its frontier row."""
+                 progress=None, planned: tuple | None = None) -> tuple[dict[str, Any], dict[str, "pd.DataFrame"]]:
+    """Evaluate the run's stage checkpoints (cached) and compute its frontier row. `planned`: what
+    `run_evaluations` returned for the run, when the caller has it (else it is read here)."""
     from forgetscope.analysis import compare_records
     from forgetscope.engine.evaluate import EvalSettings, evaluate
     from forgetscope.records.schema import metric_column
 
     config = run.config
     post, ft = _last(config, "posttrain"), _last(config, "finetune")
-    (target_tasks, downstream_tasks, tasks), checkpoints = run_evaluations(run, output, eval_config)
+    if planned is None:
+        planned = run_evaluations(run, output, eval_config)
+    (target_tasks, downstream_tasks, tasks), checkpoints = planned
     eval_settings = EvalSettings(batch_size=eval_config.batch_size, device=device)
     records: dict[str, pd.DataFrame] = {}
     finals: dict[str, dict] = {}

@@ -208,12 +208,14 @@ def start_sweep(sweep: SweepConfig, output: Path) -> SweepResult:
     return result
 
 
-def finish_sweep(result: SweepResult, sweep: SweepConfig, *, device: str, progress=None,
-                 plot: bool = True) -> SweepResult:
-    """Evaluate every run's stage checkpoints (rows already stored are read, not scored again), write the frontier."""
+def finish_sweep(result: SweepResult, sweep: SweepConfig, *, device: str, progress=None, plot: bool = True,
+                 planned: dict[str, Any] | None = None) -> SweepResult:
+    """Evaluate every run's stage checkpoints (rows already stored are read, not scored again), write the frontier.
+    `planned`: run → what `run_evaluations` returned for it, where the caller has it."""
     rows = []
     for run in result.runs:
-        row, evaluation = evaluate_run(run, result.output, sweep.eval, device=device, progress=progress)
+        row, evaluation = evaluate_run(run, result.output, sweep.eval, device=device, progress=progress,
+                                       planned=(planned or {}).get(run.name))
         rows.append(row)
         result.evaluations[run.name] = evaluation
     result.frontier = frontier_table(rows)

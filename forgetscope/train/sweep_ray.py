@@ -149,9 +149,10 @@ def run_sweep_on_ray(sweep: SweepConfig, output: str | Path, *, address: str | N
             hashes = dict(chains[run.name])
             result.trained[run.name] = [s for s in trained[run.name] if hashes[s] not in seen]
             seen |= {hashes[s] for s in result.trained[run.name]}
-        jobs = []
+        jobs, planned = [], {}
         for run in runs:
-            (_, _, run_tasks), checkpoints = run_evaluations(run, output, sweep.eval)
+            planned[run.name] = run_evaluations(run, output, sweep.eval)
+            (_, _, run_tasks), checkpoints = planned[run.name]
             jobs += [EvalJob(checkpoint, run_tasks) for _, checkpoint in checkpoints]
         settings = EvalSettings(batch_size=sweep.eval.batch_size, device=device)
         executor.evaluate(jobs, output / "results", settings)
@@ -159,4 +160,5 @@ def run_sweep_on_ray(sweep: SweepConfig, output: str | Path, *, address: str | N
     finally:
         if started:
             ray.shutdown()
-    return finish_sweep(result, sweep, device=device, plot=plot)  # every row is stored now: it loads no model
+    # every row is stored now: this reads them, it loads no model
+    return finish_sweep(result, sweep, device=device, plot=plot, planned=planned)
