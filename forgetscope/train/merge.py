@@ -39,13 +39,13 @@ from typing import Sequence
 
 from forgetscope.records.store import atomic_write_text
 from forgetscope.records.tempfiles import temp_sibling
+from forgetscope.train.checkpoints import MANIFEST_FORMAT, MANIFEST_VERSION
 
 METHODS = ("linear", "slerp")
 #: config.json keys that name or version a checkpoint without changing what it computes.
 _CONFIG_NOISE = {"_name_or_path", "transformers_version", "torch_dtype", "dtype", "_commit_hash"}
 #: Files whose bytes define a tokenizer (those present on either side must match).
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "merges.txt", "vocab.txt")
-MANIFEST_FORMAT = "forgetscope-run-manifest"
 
 
 class MergeError(ValueError):
@@ -186,7 +186,7 @@ def merge_checkpoints(a: str | Path, b: str | Path, alphas: Sequence[float], *, 
     settings = {"a": str(a), "b": str(b), "method": method, "alphas": list(alphas)}
     config_hash = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
     manifest = {
-        "format": MANIFEST_FORMAT, "version": 1, "run": f"merge-{method}", "config_hash": config_hash,
+        "format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "run": f"merge-{method}", "config_hash": config_hash,
         "checkpoints": [{"name": f"merge/{alpha_name(alpha)}", "path": alpha_name(alpha), "stage": "merge",
                          "step": i, "final": i == len(alphas) - 1, "alpha": alpha, "method": method}
                         for i, alpha in enumerate(alphas)],
