@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from forgetscope.backends.digests import file_digest
 from forgetscope.records.store import atomic_write_text
 from forgetscope.records.tempfiles import temp_sibling
 from forgetscope.train.checkpoints import MANIFEST_FORMAT, MANIFEST_VERSION
@@ -112,10 +113,6 @@ def _weight_shapes(path: Path) -> dict[str, tuple[tuple[int, ...], str]]:
     return shapes
 
 
-def _digest(file: Path) -> str:
-    return hashlib.sha256(file.read_bytes()).hexdigest()
-
-
 def check_mergeable(a: Path, b: Path) -> None:
     """Raise MergeError unless A and B share config, tokenizer and weight names and shapes."""
     for path in (a, b):
@@ -130,7 +127,7 @@ def check_mergeable(a: Path, b: Path) -> None:
     if not present:
         raise MergeError(f"{a}: no tokenizer files ({', '.join(_TOKENIZER_FILES)}); save the tokenizer beside the model")
     for name in present:
-        if not ((a / name).is_file() and (b / name).is_file()) or _digest(a / name) != _digest(b / name):
+        if not ((a / name).is_file() and (b / name).is_file()) or file_digest(a / name) != file_digest(b / name):
             raise MergeError(f"{a} and {b} have different tokenizers ({name} differs); "
                              "token ids would mean different things in the merged model")
     shapes_a, shapes_b = _weight_shapes(a), _weight_shapes(b)
