@@ -31,16 +31,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 from forgetscope.backends.digests import file_digest
 from forgetscope.records.store import atomic_write_text
-from forgetscope.records.tempfiles import temp_sibling
-from forgetscope.train.checkpoints import MANIFEST_FORMAT, MANIFEST_VERSION
+from forgetscope.train.checkpoints import MANIFEST_FORMAT, MANIFEST_VERSION, write_dir
 
 METHODS = ("linear", "slerp")
 #: config.json keys that name or version a checkpoint without changing what it computes.
@@ -174,11 +171,8 @@ def merge_checkpoints(a: str | Path, b: str | Path, alphas: Sequence[float], *, 
     for alpha in alphas:
         target = output / alpha_name(alpha)
         if not (target / "config.json").is_file():
-            tmp = temp_sibling(target)
-            shutil.rmtree(tmp, ignore_errors=True)
-            _run_mergekit(_mergekit_config(a, b, alpha, method), tmp)
-            shutil.rmtree(target, ignore_errors=True)
-            os.replace(tmp, target)
+            write_dir(target, lambda tmp: _run_mergekit(_mergekit_config(a, b, alpha, method), tmp),
+                      ignore_errors=True)
         made.append(target)
     settings = {"a": str(a), "b": str(b), "method": method, "alphas": list(alphas)}
     config_hash = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
