@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic.dataclasses import dataclass as config_dataclass
 
-from forgetscope.configio import CONFIG, Bool, Int, List, Str, integer
+from forgetscope.configio import CONFIG, Bool, Int, List, Str
 from forgetscope.records.store import atomic_write_text
 from forgetscope.train.checkpoints import read_manifest
-from forgetscope.train.config import RunConfig, StageConfig
+from forgetscope.train.config import Positive, RunConfig, StageConfig
 from forgetscope.train.fields import ConfigError
 
 from forgetscope.train.tasks import DEFAULT_ITEM_SEED, DEFAULT_N_ITEMS, run_tasks
@@ -49,9 +49,6 @@ FRONTIER_COLUMNS: list[tuple[str, str, str]] = [
 """(column, printed header, format); the CSV has every column under its full name."""
 
 
-PositiveInt = integer(gt=0)
-
-
 @config_dataclass(config=CONFIG)
 class EvalConfig:
     """What every stage checkpoint of a sweep is evaluated on."""
@@ -66,7 +63,7 @@ class EvalConfig:
     """Items per synthetic task."""
     item_seed: Int = DEFAULT_ITEM_SEED
     """Which synthetic items (the same for every run)."""
-    batch_size: PositiveInt = 16
+    batch_size: Positive = 16
     """Evaluation batch size (never changes a score)."""
     every_checkpoint: Bool = False
     """Evaluate intermediate checkpoints too, not only each stage's final one."""
