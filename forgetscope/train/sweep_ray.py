@@ -74,13 +74,11 @@ def _train_remote(config, run_dir: str, output: str, tokenizer_dir: str, device:
     import os
 
     import ray
+    import torch
 
     from forgetscope.train.runner import train_run
 
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
+    torch.set_num_threads(threads)
     where = f"{ray.util.get_node_ip_address()} pid {os.getpid()}"
     try:
         result = train_run(config, run_dir, stage_home=stage_home_for(Path(output)), tokenizer_dir=tokenizer_dir,
@@ -120,29 +118,30 @@ def run_sweep_on_ray(sweep: SweepConfig, output: str | Path, *, address: str | N
         resources = unit_resources(EvalSettings(device=device), threads or 1, ray.cluster_resources().get("GPU", 0))
         train = ray.remote(_train_remote).options(**resources, max_retries=retries)
         refs: dict[str, Any] = {}
+        pending: dict[Any, TrainTask] = {}
         for task in tasks:  # in dependency order: a task's `after` were made before it
             run = by_name[task.run]
             refs[task.name] = train.remote(run.config, str(output / "runs" / run.name), str(output),
                                            str(tokenizers[run.name]), device, task.until, threads or 1,
                                            log_every, *[refs[name] for name in task.after])
-        pending = {ref: name for name, ref in refs.items()}
+            pending[refs[task.name]] = task
         trained: dict[str, list[str]] = {run.name: [] for run in runs}
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
-            name = pending.pop(ready[0])
+            task = pending.pop(ready[0])
             try:
                 outcome = ray.get(ready[0])
             except ray.exceptions.RayError as exc:
-                raise WorkerLostError(f"training task {name!r}: its worker died {retries + 1} times "
+                raise WorkerLostError(f"training task {task.name!r}: its worker died {retries + 1} times "
                                       f"({type(exc).__name__}); finished stages are kept, re-run the same command "
                                       "to resume") from None
-            task = next(t for t in tasks if t.name == name)
             if "error" in outcome:
                 for ref in pending:
                     ray.cancel(ref, force=True)
                 raise outcome["error"] if isinstance(outcome["error"], BaseException) else RuntimeError(outcome["text"])
             trained[task.run] += [s for s in outcome["trained"] if s not in trained[task.run]]
-            say(f"── {name}: trained {', '.join(outcome['trained']) or 'nothing (reused)'} on {outcome['where']}")
+            done = ", ".join(outcome["trained"]) or "nothing (reused)"
+            say(f"── {task.name}: trained {done} on {outcome['where']}")
         # a stage trained by a shared task belongs to its first run, as in a local sweep
         seen: set[str] = set()
         for run in runs:
