@@ -99,17 +99,19 @@ def write_items(path: Path, n: int, seed: int = 0, passage_sentences: int = 2, s
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
-def build_tiny_model(out: Path) -> Path:
-    """~8M parameters: Llama, hidden 256, 8 layers, MLP 896, random weights, and a byte-level BPE
-    tokenizer trained on the synthetic corpus (asked for 8192 tokens, it stops at ~1.6k: the corpus
-    has no more merges). An existing `out` is reused as it is: `describe_model` prints what it holds."""
+def build_tiny_model(out: Path, seed: int = 0, tokenizer=None) -> Path:
+    """~8M parameters: Llama, hidden 256, 8 layers, MLP 896, random weights (initialised with `seed`), and
+    `tokenizer`, by default a byte-level BPE tokenizer trained on the synthetic corpus (asked for 8192
+    tokens, it stops at ~1.6k: the corpus has no more merges). An existing `out` is reused as it is:
+    `describe_model` prints what it holds."""
     from forgetscope.train.synthetic import tokenizer_corpus
     from forgetscope.train.tiny import build_tiny_model as build, train_tokenizer
 
     if (out / "config.json").exists():
         return out
-    tokenizer = train_tokenizer(tokenizer_corpus(n=4000, seed=0), vocab_size=8192)
-    return build(out, tokenizer, arch="llama", hidden=256, layers=8, heads=4, context=512, seed=0,
+    if tokenizer is None:
+        tokenizer = train_tokenizer(tokenizer_corpus(n=4000, seed=0), vocab_size=8192)
+    return build(out, tokenizer, arch="llama", hidden=256, layers=8, heads=4, context=512, seed=seed,
                  intermediate=896)
 
 

@@ -147,9 +147,10 @@ def main(argv: list[str] | None = None) -> dict:
     lm_wall = fs_wall = None
     if not args.compare_only:
         lm_wall, fs_wall = run_both(args, work, write_task(work, test, train))
-    figures = compare(work, read_lmeval, load_records)
+    theirs = read_lmeval(work / "lm_eval", checkpoint="lm-eval").records
+    figures = compare(work, theirs, load_records)
     if args.native:
-        figures["native"] = compare_native(work, read_lmeval, load_records, [r["id"] for r in test])
+        figures["native"] = compare_native(work, theirs, load_records, [r["id"] for r in test])
     figures = {"model": args.model, "gguf_file": args.gguf_file, "num_fewshot": args.num_fewshot,
                "apply_chat_template": args.apply_chat_template, "system_instruction": args.system_instruction,
                "fewshot_as_multiturn": args.apply_chat_template is not None and not args.no_fewshot_as_multiturn,
@@ -192,10 +193,10 @@ def run_both(args, work: Path, tasks: Path) -> tuple[float, float]:
     return lm_wall, fs_wall
 
 
-def compare_native(work: Path, read_lmeval, load_records, ids: list[str]) -> dict:
-    """forgetscope's own task over the JSONL (item ids from its `id` column) against lm-eval's docs (row order)."""
-    theirs = read_lmeval(work / "lm_eval", checkpoint="lm-eval").records
-    theirs = theirs.assign(item_id=[ids[int(i)] for i in theirs["item_id"]]).set_index("item_id")
+def compare_native(work: Path, lm_eval, load_records, ids: list[str]) -> dict:
+    """forgetscope's own task over the JSONL (item ids from its `id` column) against lm-eval's records
+    `lm_eval` (its docs in row order, as read_lmeval reads them)."""
+    theirs = lm_eval.assign(item_id=[ids[int(i)] for i in lm_eval["item_id"]]).set_index("item_id")
     ours = load_records([work / "native"]).set_index("item_id").loc[list(theirs.index)]
     same_prompt = np.asarray(ours["prompt"].tolist()) == np.asarray(theirs["prompt"].tolist())
     same = {name: np.asarray(ours[name].tolist()) == np.asarray(theirs[name].tolist())
@@ -207,9 +208,10 @@ def compare_native(work: Path, read_lmeval, load_records, ids: list[str]) -> dic
             "acc_norm_forgetscope": float(ours["correct_norm"].mean())}
 
 
-def compare(work: Path, read_lmeval, load_records) -> dict:
-    """Per-item agreement of the two runs in `work` (lm-eval's read through forgetscope's importer)."""
-    theirs = read_lmeval(work / "lm_eval", checkpoint="lm-eval").records.set_index("item_id")
+def compare(work: Path, lm_eval, load_records) -> dict:
+    """Per-item agreement of the two runs: forgetscope's in `work` against lm-eval's records `lm_eval` (its
+    output in `work`, read through forgetscope's importer)."""
+    theirs = lm_eval.set_index("item_id")
     ours = load_records([work / "forgetscope"]).set_index("item_id")
     ids = list(theirs.index)
     missing = sorted(set(ids) ^ set(ours.index))

@@ -39,46 +39,35 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+#: the item writer's styles of the two tasks (phrases: multi-token choices)
+STYLES = ("phrases", "numbers")
+
 
 def build_checkpoints(base: Path, n: int) -> list[Path]:
     """`n` ~8M checkpoints: the benchmark model (seed 0) and copies re-initialised with seeds 1..n-1."""
     from eval_vs_lmeval import build_tiny_model
     from transformers import AutoTokenizer
 
-    from forgetscope.train.tiny import build_tiny_model as build
-
     first = build_tiny_model(base / "ckpt-0")
-    out = [first]
     tokenizer = AutoTokenizer.from_pretrained(str(first))
-    for seed in range(1, n):
-        folder = base / f"ckpt-{seed}"
-        if not (folder / "config.json").exists():
-            build(folder, tokenizer, arch="llama", hidden=256, layers=8, heads=4, context=512, seed=seed,
-                  intermediate=896)
-        out.append(folder)
-    return out
+    return [first] + [build_tiny_model(base / f"ckpt-{seed}", seed=seed, tokenizer=tokenizer) for seed in range(1, n)]
 
 
 def make_tasks(n_items: int):
     """Two four-choice tasks (phrases: multi-token choices) from the lm-eval benchmark's item writer."""
     from eval_vs_lmeval import write_items
 
-    from forgetscope.train.tasks import load_task
-
     folder = Path(tempfile.mkdtemp(prefix="fs-ray-bench-items-"))
-    tasks = []
-    for index, style in enumerate(("phrases", "numbers")):
-        path = folder / f"bench_{style}.jsonl"
-        write_items(path, n_items, seed=index, style=style)
-        tasks.append(load_task(str(path)))
-    return tasks, folder
+    for index, style in enumerate(STYLES):
+        write_items(folder / f"bench_{style}.jsonl", n_items, seed=index, style=style)
+    return make_tasks_from(folder), folder
 
 
 def make_tasks_from(folder: Path):
-    """The tasks `make_tasks` wrote into `folder`, loaded again (by the fresh-process local run)."""
+    """The tasks `make_tasks` wrote into `folder`, loaded (also by the fresh-process local run)."""
     from forgetscope.train.tasks import load_task
 
-    return [load_task(str(folder / f"bench_{style}.jsonl")) for style in ("phrases", "numbers")]
+    return [load_task(str(folder / f"bench_{style}.jsonl")) for style in STYLES]
 
 
 def decisions(results: Path):

@@ -33,7 +33,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from forgetscope.records.store import atomic_write_text
 from forgetscope.records.tempfiles import remove_stale, temp_sibling
@@ -54,18 +54,35 @@ def checkpoint_name(stage: str, step: int) -> str:
     return f"{stage}/step-{step}"
 
 
-def save_model_dir(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", target: Path) -> Path:
-    """save_pretrained (safetensors) + tokenizer into `target`, atomically (temp dir, then rename)."""
+def write_dir(target: Path, write: Callable[[Path], None], *, ignore_errors: bool = False) -> Path:
+    """Make directory `target` atomically: `write` fills a temporary sibling, which then takes target's place.
+
+    A temporary of this process left from before, and a `target` already there, are removed first
+    (os.replace does not overwrite a directory that holds files); with `ignore_errors` what cannot be
+    removed is left (shutil.rmtree's ignore_errors), else the error is raised."""
+    def remove(path: Path) -> None:
+        if ignore_errors:
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.exists():
+            shutil.rmtree(path)
+
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_sibling(target)
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    model.save_pretrained(str(tmp), safe_serialization=True)
-    tokenizer.save_pretrained(str(tmp))
-    if target.exists():  # left by a run killed before it listed this checkpoint: not part of any record
-        shutil.rmtree(target)
+    remove(tmp)
+    write(tmp)
+    remove(target)
     os.replace(tmp, target)
     return target
+
+
+def save_model_dir(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", target: Path) -> Path:
+    """save_pretrained (safetensors) + tokenizer into `target`, atomically (temp dir, then rename). A `target`
+    already there was left by a run killed before it listed this checkpoint (not part of any record): replaced."""
+    def write(tmp: Path) -> None:
+        model.save_pretrained(str(tmp), safe_serialization=True)
+        tokenizer.save_pretrained(str(tmp))
+
+    return write_dir(target, write)
 
 
 STATE_FORMAT = "forgetscope-train-state"

@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic.dataclasses import dataclass as config_dataclass
 
-from forgetscope.configio import CONFIG, Bool, Int, List, Str, integer
+from forgetscope.configio import CONFIG, Bool, Int, List, Str
 from forgetscope.records.store import atomic_write_text
 from forgetscope.train.checkpoints import read_manifest
-from forgetscope.train.config import RunConfig, StageConfig
+from forgetscope.train.config import Positive, RunConfig, StageConfig
 from forgetscope.train.fields import ConfigError
 
 from forgetscope.train.tasks import DEFAULT_ITEM_SEED, DEFAULT_N_ITEMS, run_tasks
@@ -49,9 +49,6 @@ FRONTIER_COLUMNS: list[tuple[str, str, str]] = [
 """(column, printed header, format); the CSV has every column under its full name."""
 
 
-PositiveInt = integer(gt=0)
-
-
 @config_dataclass(config=CONFIG)
 class EvalConfig:
     """What every stage checkpoint of a sweep is evaluated on."""
@@ -66,7 +63,7 @@ class EvalConfig:
     """Items per synthetic task."""
     item_seed: Int = DEFAULT_ITEM_SEED
     """Which synthetic items (the same for every run)."""
-    batch_size: PositiveInt = 16
+    batch_size: Positive = 16
     """Evaluation batch size (never changes a score)."""
     every_checkpoint: Bool = False
     """Evaluate intermediate checkpoints too, not only each stage's final one."""
@@ -124,15 +121,18 @@ def run_evaluations(run: "SweepRun", output: Path, eval_config: "EvalConfig"):
 
 
 def evaluate_run(run: "SweepRun", output: Path, eval_config: "EvalConfig", *, device: str = "auto",
-                 progress=None) -> tuple[dict[str, Any], dict[str, "pd.DataFrame"]]:
-    """Evaluate the run's stage checkpoints (cached) and compute its frontier row."""
+                 progress=None, planned: tuple | None = None) -> tuple[dict[str, Any], dict[str, "pd.DataFrame"]]:
+    """Evaluate the run's stage checkpoints (cached) and compute its frontier row. `planned`: what
+    `run_evaluations` returned for the run, when the caller has it (else it is read here)."""
     from forgetscope.analysis import compare_records
     from forgetscope.engine.evaluate import EvalSettings, evaluate
     from forgetscope.records.schema import metric_column
 
     config = run.config
     post, ft = _last(config, "posttrain"), _last(config, "finetune")
-    (target_tasks, downstream_tasks, tasks), checkpoints = run_evaluations(run, output, eval_config)
+    if planned is None:
+        planned = run_evaluations(run, output, eval_config)
+    (target_tasks, downstream_tasks, tasks), checkpoints = planned
     eval_settings = EvalSettings(batch_size=eval_config.batch_size, device=device)
     records: dict[str, pd.DataFrame] = {}
     finals: dict[str, dict] = {}

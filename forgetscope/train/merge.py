@@ -31,21 +31,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from forgetscope.backends.digests import file_digest
 from forgetscope.records.store import atomic_write_text
-from forgetscope.records.tempfiles import temp_sibling
+from forgetscope.train.checkpoints import MANIFEST_FORMAT, MANIFEST_VERSION, write_dir
 
 METHODS = ("linear", "slerp")
 #: config.json keys that name or version a checkpoint without changing what it computes.
 _CONFIG_NOISE = {"_name_or_path", "transformers_version", "torch_dtype", "dtype", "_commit_hash"}
 #: Files whose bytes define a tokenizer (those present on either side must match).
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "merges.txt", "vocab.txt")
-MANIFEST_FORMAT = "forgetscope-run-manifest"
 
 
 class MergeError(ValueError):
@@ -112,10 +110,6 @@ def _weight_shapes(path: Path) -> dict[str, tuple[tuple[int, ...], str]]:
     return shapes
 
 
-def _digest(file: Path) -> str:
-    return hashlib.sha256(file.read_bytes()).hexdigest()
-
-
 def check_mergeable(a: Path, b: Path) -> None:
     """Raise MergeError unless A and B share config, tokenizer and weight names and shapes."""
     for path in (a, b):
@@ -130,7 +124,7 @@ def check_mergeable(a: Path, b: Path) -> None:
     if not present:
         raise MergeError(f"{a}: no tokenizer files ({', '.join(_TOKENIZER_FILES)}); save the tokenizer beside the model")
     for name in present:
-        if not ((a / name).is_file() and (b / name).is_file()) or _digest(a / name) != _digest(b / name):
+        if not ((a / name).is_file() and (b / name).is_file()) or file_digest(a / name) != file_digest(b / name):
             raise MergeError(f"{a} and {b} have different tokenizers ({name} differs); "
                              "token ids would mean different things in the merged model")
     shapes_a, shapes_b = _weight_shapes(a), _weight_shapes(b)
@@ -177,16 +171,13 @@ def merge_checkpoints(a: str | Path, b: str | Path, alphas: Sequence[float], *, 
     for alpha in alphas:
         target = output / alpha_name(alpha)
         if not (target / "config.json").is_file():
-            tmp = temp_sibling(target)
-            shutil.rmtree(tmp, ignore_errors=True)
-            _run_mergekit(_mergekit_config(a, b, alpha, method), tmp)
-            shutil.rmtree(target, ignore_errors=True)
-            os.replace(tmp, target)
+            write_dir(target, lambda tmp: _run_mergekit(_mergekit_config(a, b, alpha, method), tmp),
+                      ignore_errors=True)
         made.append(target)
     settings = {"a": str(a), "b": str(b), "method": method, "alphas": list(alphas)}
     config_hash = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
     manifest = {
-        "format": MANIFEST_FORMAT, "version": 1, "run": f"merge-{method}", "config_hash": config_hash,
+        "format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "run": f"merge-{method}", "config_hash": config_hash,
         "checkpoints": [{"name": f"merge/{alpha_name(alpha)}", "path": alpha_name(alpha), "stage": "merge",
                          "step": i, "final": i == len(alphas) - 1, "alpha": alpha, "method": method}
                         for i, alpha in enumerate(alphas)],

@@ -189,21 +189,35 @@ def run_sweep(sweep: SweepConfig, output: str | Path, *, device: str = "auto", l
         raise ConfigError("", "a sweep runs in one process (it evaluates as it goes); use torchrun with "
                               "`forgetscope train` for a single run")
     output = Path(output)
-    runs = expand(sweep)
     say = log or (lambda _m: None)
-    result = SweepResult(output, runs, None)
-    write_sweep_file(sweep, runs, output)
-    for run in runs:
+    result = start_sweep(sweep, output)
+    for run in result.runs:
         tok_dir = tokenizer_dir_for(run, output)
         say(f"── run {run.name}")
         done = train_run(run.config, output / "runs" / run.name, stage_home=stage_home_for(output),
                          tokenizer_dir=tok_dir, device=device, log=log, log_every=log_every)
         result.trained[run.name] = done.trained
+    return finish_sweep(result, sweep, device=device, progress=progress, plot=plot)
+
+
+def start_sweep(sweep: SweepConfig, output: Path) -> SweepResult:
+    """Expand the grid into runs and write sweep.json: the result training and evaluation fill in."""
+    runs = expand(sweep)
+    result = SweepResult(output, runs, None)
+    write_sweep_file(sweep, runs, output)
+    return result
+
+
+def finish_sweep(result: SweepResult, sweep: SweepConfig, *, device: str, progress=None, plot: bool = True,
+                 planned: dict[str, Any] | None = None) -> SweepResult:
+    """Evaluate every run's stage checkpoints (rows already stored are read, not scored again), write the frontier.
+    `planned`: run → what `run_evaluations` returned for it, where the caller has it."""
     rows = []
-    for run in runs:
-        row, evaluation = evaluate_run(run, output, sweep.eval, device=device, progress=progress)
+    for run in result.runs:
+        row, evaluation = evaluate_run(run, result.output, sweep.eval, device=device, progress=progress,
+                                       planned=(planned or {}).get(run.name))
         rows.append(row)
         result.evaluations[run.name] = evaluation
     result.frontier = frontier_table(rows)
-    save_frontier(result.frontier, output, plot=plot)
+    save_frontier(result.frontier, result.output, plot=plot)
     return result

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from forgetscope.train.frontier import evaluate_run, frontier_table, run_evaluations, save_frontier
-from forgetscope.train.sweep import (SweepConfig, SweepResult, expand, stage_home_for, tokenizer_dir_for,
-                                     write_sweep_file)
+from forgetscope.train.frontier import run_evaluations
+from forgetscope.train.sweep import (SweepConfig, SweepResult, finish_sweep, stage_home_for, start_sweep,
+                                     tokenizer_dir_for)
 
 
 @dataclass
@@ -74,13 +74,11 @@ def _train_remote(config, run_dir: str, output: str, tokenizer_dir: str, device:
     import os
 
     import ray
+    import torch
 
     from forgetscope.train.runner import train_run
 
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
+    torch.set_num_threads(threads)
     where = f"{ray.util.get_node_ip_address()} pid {os.getpid()}"
     try:
         result = train_run(config, run_dir, stage_home=stage_home_for(Path(output)), tokenizer_dir=tokenizer_dir,
@@ -98,18 +96,16 @@ def run_sweep_on_ray(sweep: SweepConfig, output: str | Path, *, address: str | N
     import ray
 
     from forgetscope.engine.evaluate import EvalSettings
-    from forgetscope.engine.executor import EvalJob, ExecutorError, WorkerLostError
-    from forgetscope.engine.ray_executor import RayExecutor, connect
+    from forgetscope.engine.executor import EvalJob, WorkerLostError
+    from forgetscope.engine.ray_executor import RayExecutor, connect, unit_resources
     from forgetscope.train.prepare import prepare
     from forgetscope.train.runner import plan_run
 
-    if workers is not None and workers < 1:
-        raise ExecutorError(f"--ray-workers must be at least 1, got {workers}")
+    executor = RayExecutor(address=address, workers=workers, progress=progress, retries=retries, threads=threads)
     output = Path(output).resolve()
     say = log or (lambda _m: None)
-    runs = expand(sweep)
-    result = SweepResult(output, runs, None)
-    write_sweep_file(sweep, runs, output)
+    result = start_sweep(sweep, output)
+    runs = result.runs
     chains, tokenizers = {}, {}
     for run in runs:  # tokenizers are trained here, once each, before any worker needs them
         tokenizers[run.name] = tokenizer_dir_for(run, output)
@@ -119,56 +115,49 @@ def run_sweep_on_ray(sweep: SweepConfig, output: str | Path, *, address: str | N
     by_name = {run.name: run for run in runs}
     started = connect(address, workers * (threads or 1) if address is None and workers else None)
     try:
-        gpus = ray.cluster_resources().get("GPU", 0)
-        on_gpu = device.startswith("cuda") or (device == "auto" and gpus > 0)
-        train = ray.remote(_train_remote).options(num_cpus=threads or 1, num_gpus=1 if on_gpu else 0,
-                                                  max_retries=retries)
+        resources = unit_resources(EvalSettings(device=device), threads or 1, ray.cluster_resources().get("GPU", 0))
+        train = ray.remote(_train_remote).options(**resources, max_retries=retries)
         refs: dict[str, Any] = {}
+        pending: dict[Any, TrainTask] = {}
         for task in tasks:  # in dependency order: a task's `after` were made before it
             run = by_name[task.run]
             refs[task.name] = train.remote(run.config, str(output / "runs" / run.name), str(output),
                                            str(tokenizers[run.name]), device, task.until, threads or 1,
                                            log_every, *[refs[name] for name in task.after])
-        pending = {ref: name for name, ref in refs.items()}
+            pending[refs[task.name]] = task
         trained: dict[str, list[str]] = {run.name: [] for run in runs}
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
-            name = pending.pop(ready[0])
+            task = pending.pop(ready[0])
             try:
                 outcome = ray.get(ready[0])
             except ray.exceptions.RayError as exc:
-                raise WorkerLostError(f"training task {name!r}: its worker died {retries + 1} times "
+                raise WorkerLostError(f"training task {task.name!r}: its worker died {retries + 1} times "
                                       f"({type(exc).__name__}); finished stages are kept, re-run the same command "
                                       "to resume") from None
-            task = next(t for t in tasks if t.name == name)
             if "error" in outcome:
                 for ref in pending:
                     ray.cancel(ref, force=True)
                 raise outcome["error"] if isinstance(outcome["error"], BaseException) else RuntimeError(outcome["text"])
             trained[task.run] += [s for s in outcome["trained"] if s not in trained[task.run]]
-            say(f"── {name}: trained {', '.join(outcome['trained']) or 'nothing (reused)'} on {outcome['where']}")
+            done = ", ".join(outcome["trained"]) or "nothing (reused)"
+            say(f"── {task.name}: trained {done} on {outcome['where']}")
         # a stage trained by a shared task belongs to its first run, as in a local sweep
         seen: set[str] = set()
         for run in runs:
             hashes = dict(chains[run.name])
             result.trained[run.name] = [s for s in trained[run.name] if hashes[s] not in seen]
             seen |= {hashes[s] for s in result.trained[run.name]}
-        jobs = []
+        jobs, planned = [], {}
         for run in runs:
-            (_, _, run_tasks), checkpoints = run_evaluations(run, output, sweep.eval)
+            planned[run.name] = run_evaluations(run, output, sweep.eval)
+            (_, _, run_tasks), checkpoints = planned[run.name]
             jobs += [EvalJob(checkpoint, run_tasks) for _, checkpoint in checkpoints]
         settings = EvalSettings(batch_size=sweep.eval.batch_size, device=device)
-        executor = RayExecutor(address=address, workers=workers, progress=progress, retries=retries, threads=threads)
         executor.evaluate(jobs, output / "results", settings)
         result.units = executor.reports
     finally:
         if started:
             ray.shutdown()
-    rows = []
-    for run in runs:  # every row is stored now: this reads them, it loads no model
-        row, evaluation = evaluate_run(run, output, sweep.eval, device=device)
-        rows.append(row)
-        result.evaluations[run.name] = evaluation
-    result.frontier = frontier_table(rows)
-    save_frontier(result.frontier, output, plot=plot)
-    return result
+    # every row is stored now: this reads them, it loads no model
+    return finish_sweep(result, sweep, device=device, plot=plot, planned=planned)
