@@ -13,7 +13,7 @@ from forgetscope.backends.base import BackendError, LoglikelihoodRequest
 from forgetscope.cli import app
 from forgetscope.engine.evaluate import Checkpoint, EvalSettings, evaluate
 from forgetscope.engine.fingerprint import model_fingerprint
-from tests.helpers import mc_task
+from tests.helpers import mc_task, write_quiz
 
 runner = CliRunner()
 
@@ -91,9 +91,7 @@ def test_pickle_adapter_weights_need_allow_pickle(tmp_path, lora_dir):
     shutil.copytree(lora_dir, pickled)
     torch.save(load_file(pickled / "adapter_model.safetensors"), pickled / "adapter_model.bin")
     (pickled / "adapter_model.safetensors").unlink()
-    task = tmp_path / "quiz.jsonl"
-    task.write_text("".join(json.dumps({"question": f"Q{i}?", "choices": ["yes", "no"], "answer": i % 2}) + "\n"
-                            for i in range(4)))
+    task = write_quiz(tmp_path / "quiz.jsonl", 4)
     result = runner.invoke(app, ["eval", str(pickled), "-t", str(task), "-o", str(tmp_path / "res")])
     assert result.exit_code == 2
     assert result.output.strip().startswith(f"error: {pickled}: the adapter's weights are only in pickle format")
