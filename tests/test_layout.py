@@ -116,6 +116,13 @@ def test_the_graph_sees_lazy_imports():
     """The reader must see imports inside functions, else a lazy import would hide a cycle."""
     edges = graph()
     assert "forgetscope.records.store" in edges["forgetscope.engine.evaluate"]
+    # records.fsstore is imported only inside engine.evaluate.plan_task: this edge exists only if
+    # function bodies are read (the first check above is a top-level import, true either way).
+    evaluate = MODULES["forgetscope.engine.evaluate"]
+    top_level = {resolve(module_name(evaluate), node.level, node.module, evaluate)
+                 for node in ast.parse(evaluate.read_text(encoding="utf-8")).body if isinstance(node, ast.ImportFrom)}
+    assert "forgetscope.records.fsstore" not in top_level, "pick another edge made only by a function-level import"
+    assert "forgetscope.records.fsstore" in edges["forgetscope.engine.evaluate"]
     assert find_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [["a", "b", "c", "a"]]
 
 
