@@ -5,7 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from forgetscope.tasks.base import GenerationConfig, Task, generative_item, multiple_choice_item
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 WORDS = ["apple", "river", "stone", "cloud", "seven", "green", "Paris", "the cat", "blue sky", "an answer"]
 
@@ -34,3 +39,8 @@ def write_quiz(path: Path, n: int, categories: bool = False) -> Path:
              "answer": i % 3, **({"category": "odd" if i % 2 else "even"} if categories else {})} for i in range(n)]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
+
+
+def item_scores(records: pd.DataFrame) -> list[list[float]]:
+    """Each item's per-choice log-likelihoods, in item_id order: what two runs must share to have scored alike."""
+    return [list(map(float, ll)) for ll in records.sort_values("item_id").loglikelihoods]
