@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-
 from typing import TYPE_CHECKING
+
+import pytest
 
 from forgetscope.tasks.base import GenerationConfig, Task, generative_item, multiple_choice_item
 
@@ -44,3 +45,12 @@ def write_quiz(path: Path, n: int, categories: bool = False) -> Path:
 def item_scores(records: pd.DataFrame) -> list[list[float]]:
     """Each item's per-choice log-likelihoods, in item_id order: what two runs must share to have scored alike."""
     return [list(map(float, ll)) for ll in records.sort_values("item_id").loglikelihoods]
+
+
+def no_model_loads(monkeypatch: pytest.MonkeyPatch, reason: str = "the model was loaded") -> None:
+    """From here on, loading any model fails the test (pytest.fail, which no `except Exception` in the
+    library can swallow): for runs that must be answered from stored rows alone."""
+    def refuse(*args, **kwargs):
+        pytest.fail(reason)
+
+    monkeypatch.setattr("forgetscope.backends.create_backend", refuse)
