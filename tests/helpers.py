@@ -1,10 +1,11 @@
-"""Small task builders shared by the core tests."""
+"""Small builders and checks shared by the tests: tasks, quiz files, model folders, score extracts."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable
 
 import pytest
 
@@ -54,3 +55,18 @@ def no_model_loads(monkeypatch: pytest.MonkeyPatch, reason: str = "the model was
         pytest.fail(reason)
 
     monkeypatch.setattr("forgetscope.backends.create_backend", refuse)
+
+
+def with_chat_template(source: Path, out: Path, template: str | dict[str, str],
+                       edit: Callable[[Any], None] | None = None) -> Path:
+    """A copy of the model folder `source` at `out` whose tokenizer carries `template` (one Jinja template, or
+    several by name); `edit`, if given, changes the loaded tokenizer further before it is saved."""
+    from transformers import AutoTokenizer
+
+    shutil.copytree(source, out)
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    tokenizer.chat_template = template
+    if edit is not None:
+        edit(tokenizer)
+    tokenizer.save_pretrained(out)
+    return out

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
-from transformers import AutoTokenizer
 from typer.testing import CliRunner
 
 from forgetscope.cli import app
 from forgetscope.cli.options import optional_values
 from forgetscope.records.store import load_records
-from tests.helpers import write_quiz
+from tests.helpers import with_chat_template, write_quiz
 
 runner = CliRunner()
 B = "<|bos|>"
@@ -70,11 +67,8 @@ def test_multiturn_without_template_is_refused(tmp_path, items, chat_llama_dir):
 
 
 def test_compare_refuses_checkpoints_with_different_templates(tmp_path, items, chat_llama_dir):
-    other = tmp_path / "other"
-    shutil.copytree(chat_llama_dir, other)
-    tokenizer = AutoTokenizer.from_pretrained(other)
-    tokenizer.chat_template = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
-    tokenizer.save_pretrained(other)
+    other = with_chat_template(chat_llama_dir, tmp_path / "other",
+                               "{% for m in messages %}{{ m['content'] }}{% endfor %}")
     result = runner.invoke(app, ["compare", str(chat_llama_dir), str(other), "--task", str(items),
                                  "--output", str(tmp_path / "res"), "--apply-chat-template"])
     assert result.exit_code == 2 and "different chat templates" in result.output
