@@ -13,6 +13,7 @@ from forgetscope.tasks.base import GenerationConfig, Task, generative_item, mult
 
 if TYPE_CHECKING:
     import pandas as pd
+    from click.testing import Result
 
 WORDS = ["apple", "river", "stone", "cloud", "seven", "green", "Paris", "the cat", "blue sky", "an answer"]
 
@@ -70,3 +71,12 @@ def with_chat_template(source: Path, out: Path, template: str | dict[str, str],
         edit(tokenizer)
     tokenizer.save_pretrained(out)
     return out
+
+
+def run_eval(model: object, quiz: object, out: object, *extra: object) -> Result:
+    """`forgetscope eval MODEL --task QUIZ --output OUT EXTRA...` through typer's CliRunner: its Result."""
+    from typer.testing import CliRunner
+
+    from forgetscope.cli import app
+
+    return CliRunner().invoke(app, ["eval", str(model), "--task", str(quiz), "--output", str(out), *map(str, extra)])
