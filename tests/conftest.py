@@ -130,17 +130,13 @@ CHAT_TEMPLATE = ("{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|>\n{{ 
 def chat_llama_dir(tmp_path_factory: pytest.TempPathFactory, tiny_llama_dir: Path) -> Path:
     """`tiny_llama_dir` whose tokenizer has CHAT_TEMPLATE and adds a BOS when encoding (as Llama's does), so a
     templated prompt, which starts with the BOS text, must not get a second one."""
-    import shutil
-
     from tokenizers import processors
-    from transformers import AutoTokenizer
 
-    out = tmp_path_factory.mktemp("chat_llama") / "model"
-    shutil.copytree(tiny_llama_dir, out)
-    tokenizer = AutoTokenizer.from_pretrained(out)
-    bos = (tokenizer.bos_token, tokenizer.bos_token_id)
-    tokenizer._tokenizer.post_processor = processors.TemplateProcessing(
-        single=f"{bos[0]} $A", pair=f"{bos[0]} $A $B", special_tokens=[bos])
-    tokenizer.chat_template = CHAT_TEMPLATE
-    tokenizer.save_pretrained(out)
-    return out
+    from tests.helpers import with_chat_template
+
+    def add_bos(tokenizer) -> None:
+        bos = (tokenizer.bos_token, tokenizer.bos_token_id)
+        tokenizer._tokenizer.post_processor = processors.TemplateProcessing(
+            single=f"{bos[0]} $A", pair=f"{bos[0]} $A $B", special_tokens=[bos])
+
+    return with_chat_template(tiny_llama_dir, tmp_path_factory.mktemp("chat_llama") / "model", CHAT_TEMPLATE, add_bos)

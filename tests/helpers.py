@@ -1,11 +1,19 @@
-"""Small task builders shared by the core tests."""
+"""Small builders and checks shared by the tests: tasks, quiz files, model folders, score extracts."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import pytest
 
 from forgetscope.tasks.base import GenerationConfig, Task, generative_item, multiple_choice_item
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from click.testing import Result
 
 WORDS = ["apple", "river", "stone", "cloud", "seven", "green", "Paris", "the cat", "blue sky", "an answer"]
 
@@ -34,3 +42,41 @@ def write_quiz(path: Path, n: int, categories: bool = False) -> Path:
              "answer": i % 3, **({"category": "odd" if i % 2 else "even"} if categories else {})} for i in range(n)]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
+
+
+def item_scores(records: pd.DataFrame) -> list[list[float]]:
+    """Each item's per-choice log-likelihoods, in item_id order: what two runs must share to have scored alike."""
+    return [list(map(float, ll)) for ll in records.sort_values("item_id").loglikelihoods]
+
+
+def no_model_loads(monkeypatch: pytest.MonkeyPatch, reason: str = "the model was loaded") -> None:
+    """From here on, loading any model fails the test (pytest.fail, which no `except Exception` in the
+    library can swallow): for runs that must be answered from stored rows alone."""
+    def refuse(*args, **kwargs):
+        pytest.fail(reason)
+
+    monkeypatch.setattr("forgetscope.backends.create_backend", refuse)
+
+
+def with_chat_template(source: Path, out: Path, template: str | dict[str, str],
+                       edit: Callable[[Any], None] | None = None) -> Path:
+    """A copy of the model folder `source` at `out` whose tokenizer carries `template` (one Jinja template, or
+    several by name); `edit`, if given, changes the loaded tokenizer further before it is saved."""
+    from transformers import AutoTokenizer
+
+    shutil.copytree(source, out)
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    tokenizer.chat_template = template
+    if edit is not None:
+        edit(tokenizer)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def run_eval(model: object, quiz: object, out: object, *extra: object) -> Result:
+    """`forgetscope eval MODEL --task QUIZ --output OUT EXTRA...` through typer's CliRunner: its Result."""
+    from typer.testing import CliRunner
+
+    from forgetscope.cli import app
+
+    return CliRunner().invoke(app, ["eval", str(model), "--task", str(quiz), "--output", str(out), *map(str, extra)])

@@ -49,8 +49,16 @@ categories:
 def line_of(text: str, pattern: str) -> int:
     """1-based number of the only line matching `pattern` (counted here, not by the YAML parser)."""
     lines = [i for i, line in enumerate(text.splitlines(), start=1) if re.search(pattern, line)]
-    assert len(lines) == 1, (fragment, lines)
+    assert len(lines) == 1, (pattern, lines)
     return lines[0]
+
+
+def test_line_of_says_which_pattern_it_could_not_place():
+    """A pattern on no line, or on two, fails the test by naming the pattern and the lines found."""
+    with pytest.raises(AssertionError, match=r"\('nothere', \[\]\)"):
+        line_of("a: 1\n", "nothere")
+    with pytest.raises(AssertionError, match=r"\('a:', \[1, 2\]\)"):
+        line_of("a: 1\na: 2\n", "a:")
 
 
 def error_of(load, path: Path) -> str:

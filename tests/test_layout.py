@@ -8,7 +8,10 @@ import hides still counts: a reader following the imports meets it all the same.
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
+from types import MappingProxyType
+from typing import Mapping
 
 import pytest
 
@@ -54,11 +57,16 @@ def resolve(module: str, level: int, name: str | None, path: Path) -> str:
     return ".".join(base + ([name] if name else []))
 
 
+@functools.lru_cache(maxsize=None)
+def _tree(path: Path) -> ast.Module:
+    """The file's syntax tree, parsed once for all the tests here (they only read it)."""
+    return ast.parse(path.read_text(encoding="utf-8"))
+
+
 def imports(path: Path) -> list[tuple[str, str | None, int]]:
     """(imported module, imported name or None, line) for every import in the file."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
     found = []
-    for node in ast.walk(tree):
+    for node in ast.walk(_tree(path)):
         if isinstance(node, ast.Import):
             found += [(alias.name, None, node.lineno) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -72,7 +80,9 @@ def imports(path: Path) -> list[tuple[str, str | None, int]]:
     return found
 
 
-def graph() -> dict[str, set[str]]:
+@functools.lru_cache(maxsize=None)
+def graph() -> Mapping[str, frozenset[str]]:
+    """module -> the package modules it imports; built once and read-only, since every test shares it."""
     edges: dict[str, set[str]] = {m: set() for m in MODULES}
     for module, path in MODULES.items():
         for target, _, _ in imports(path):
@@ -81,10 +91,10 @@ def graph() -> dict[str, set[str]]:
                     target = target.rpartition(".")[0]
                 if target != module:
                     edges[module].add(target)
-    return edges
+    return MappingProxyType({module: frozenset(targets) for module, targets in edges.items()})
 
 
-def find_cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+def find_cycles(edges: Mapping[str, frozenset[str] | set[str]]) -> list[list[str]]:
     """One cycle per strongly connected part found by a depth-first search (empty: none)."""
     state: dict[str, int] = {}  # 1: on the stack, 2: done
     stack: list[str] = []
@@ -116,6 +126,13 @@ def test_the_graph_sees_lazy_imports():
     """The reader must see imports inside functions, else a lazy import would hide a cycle."""
     edges = graph()
     assert "forgetscope.records.store" in edges["forgetscope.engine.evaluate"]
+    # records.fsstore is imported only inside engine.evaluate.plan_task: this edge exists only if
+    # function bodies are read (the first check above is a top-level import, true either way).
+    evaluate = MODULES["forgetscope.engine.evaluate"]
+    top_level = {resolve(module_name(evaluate), node.level, node.module, evaluate)
+                 for node in _tree(evaluate).body if isinstance(node, ast.ImportFrom)}
+    assert "forgetscope.records.fsstore" not in top_level, "pick another edge made only by a function-level import"
+    assert "forgetscope.records.fsstore" in edges["forgetscope.engine.evaluate"]
     assert find_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [["a", "b", "c", "a"]]
 
 
@@ -156,7 +173,7 @@ def test_arrows_point_down_the_line():
 def calls(path: Path) -> list[tuple[str, int]]:
     """Names of called functions: `print`, `typer.echo`, ..."""
     found = []
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in ast.walk(_tree(path)):
         if isinstance(node, ast.Call):
             func = node.func
             if isinstance(func, ast.Name):

@@ -2,27 +2,22 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 from transformers import AutoTokenizer
 
 from forgetscope.backends.base import Tokenization
 from forgetscope.backends.chat import load_chat_template
 from forgetscope.tasks.base import TaskError
+from tests.helpers import with_chat_template
 
 MESSAGES = [{"role": "system", "content": "S"}, {"role": "user", "content": "U"}]
 
 
 @pytest.fixture(scope="module")
 def two_templates_dir(tmp_path_factory, chat_llama_dir):
-    out = tmp_path_factory.mktemp("two_templates") / "model"
-    shutil.copytree(chat_llama_dir, out)
-    tokenizer = AutoTokenizer.from_pretrained(out)
-    tokenizer.chat_template = {"default": "{% for m in messages %}[{{ m['role'] }}]{{ m['content'] }}{% endfor %}",
-                               "terse": "{% for m in messages %}{{ m['content'] }};{% endfor %}"}
-    tokenizer.save_pretrained(out)
-    return out
+    return with_chat_template(chat_llama_dir, tmp_path_factory.mktemp("two_templates") / "model",
+                              {"default": "{% for m in messages %}[{{ m['role'] }}]{{ m['content'] }}{% endfor %}",
+                               "terse": "{% for m in messages %}{{ m['content'] }};{% endfor %}"})
 
 
 def test_the_only_template_renders_with_the_generation_prompt(chat_llama_dir):
@@ -60,21 +55,14 @@ def test_no_template_is_one_clear_error(tiny_llama_dir):
 
 def test_a_template_refusing_the_system_role_is_retried_without_it(tmp_path, chat_llama_dir):
     """lm-eval's HFLM.apply_chat_template: on a template error, drop the system messages and render again."""
-    out = tmp_path / "model"
-    shutil.copytree(chat_llama_dir, out)
-    tokenizer = AutoTokenizer.from_pretrained(out)
-    tokenizer.chat_template = ("{% for m in messages %}{% if m['role'] == 'system' %}"
-                               "{{ raise_exception('no system role') }}{% endif %}<{{ m['content'] }}>{% endfor %}")
-    tokenizer.save_pretrained(out)
+    out = with_chat_template(chat_llama_dir, tmp_path / "model",
+                             "{% for m in messages %}{% if m['role'] == 'system' %}"
+                             "{{ raise_exception('no system role') }}{% endif %}<{{ m['content'] }}>{% endfor %}")
     assert load_chat_template(str(out)).render(MESSAGES) == "<U>"
 
 
 def test_a_template_cannot_reach_python_internals(tmp_path, chat_llama_dir):
-    out = tmp_path / "model"
-    shutil.copytree(chat_llama_dir, out)
-    tokenizer = AutoTokenizer.from_pretrained(out)
-    tokenizer.chat_template = "{{ messages.__class__.__mro__ }}"
-    tokenizer.save_pretrained(out)
+    out = with_chat_template(chat_llama_dir, tmp_path / "model", "{{ messages.__class__.__mro__ }}")
     with pytest.raises(TaskError, match=r"chat template refused the prompt: access to attribute '__class__'.*unsafe"):
         load_chat_template(str(out)).render(MESSAGES)  # transformers renders in Jinja's sandbox
 

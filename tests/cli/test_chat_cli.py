@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
-from transformers import AutoTokenizer
 from typer.testing import CliRunner
 
 from forgetscope.cli import app
 from forgetscope.cli.options import optional_values
 from forgetscope.records.store import load_records
-from tests.helpers import write_quiz
+from tests.helpers import run_eval, with_chat_template, write_quiz
 
 runner = CliRunner()
 B = "<|bos|>"
@@ -22,12 +19,9 @@ def items(tmp_path):
     return write_quiz(tmp_path / "quiz.jsonl", 6)
 
 
-def _eval(model, items, out, *extra):
-    return runner.invoke(app, ["eval", str(model), "--task", str(items), "--output", str(out), *map(str, extra)])
-
-
 def test_eval_scores_the_templated_prompts(tmp_path, items, chat_llama_dir):
-    result = _eval(chat_llama_dir, items, tmp_path / "res", "--apply-chat-template", "--system-instruction", "Be brief.")
+    result = run_eval(chat_llama_dir, items, tmp_path / "res", "--apply-chat-template",
+                      "--system-instruction", "Be brief.")
     assert result.exit_code == 0, result.output
     records = load_records([tmp_path / "res"]).set_index("item_id")
     assert records.loc["q1", "prompt"] == (f"{B}<|system|>\nBe brief.<|end|>\n<|user|>\nQuestion: Which one is "
@@ -44,8 +38,8 @@ def test_the_flag_before_the_checkpoint_takes_no_value(tmp_path, items, chat_lla
 
 
 def test_templated_and_plain_records_never_pair(tmp_path, items, chat_llama_dir):
-    assert _eval(chat_llama_dir, items, tmp_path / "plain").exit_code == 0
-    assert _eval(chat_llama_dir, items, tmp_path / "chat", "--apply-chat-template").exit_code == 0
+    assert run_eval(chat_llama_dir, items, tmp_path / "plain").exit_code == 0
+    assert run_eval(chat_llama_dir, items, tmp_path / "chat", "--apply-chat-template").exit_code == 0
     result = runner.invoke(app, ["compare", str(tmp_path / "plain" / "records"), str(tmp_path / "chat" / "records")])
     assert result.exit_code == 2
     assert result.output.lstrip().startswith("error: before and after were not evaluated on the same items")
@@ -53,28 +47,25 @@ def test_templated_and_plain_records_never_pair(tmp_path, items, chat_llama_dir)
 
 
 def test_a_model_without_chat_template_is_one_line_exit_2(tmp_path, items, tiny_llama_dir):
-    result = _eval(tiny_llama_dir, items, tmp_path / "res", "--apply-chat-template")
+    result = run_eval(tiny_llama_dir, items, tmp_path / "res", "--apply-chat-template")
     assert result.exit_code == 2
     assert result.output.strip().startswith("error:") and "has no chat template" in result.output
     assert len(result.output.strip().splitlines()) == 1
 
 
 def test_unknown_template_name_is_exit_2(tmp_path, items, chat_llama_dir):
-    result = _eval(chat_llama_dir, items, tmp_path / "res", "--apply-chat-template=tools")
+    result = run_eval(chat_llama_dir, items, tmp_path / "res", "--apply-chat-template=tools")
     assert result.exit_code == 2 and "one chat template" in result.output
 
 
 def test_multiturn_without_template_is_refused(tmp_path, items, chat_llama_dir):
-    result = _eval(chat_llama_dir, items, tmp_path / "res", "--fewshot-as-multiturn")
+    result = run_eval(chat_llama_dir, items, tmp_path / "res", "--fewshot-as-multiturn")
     assert result.exit_code == 2 and "--fewshot-as-multiturn needs --apply-chat-template" in result.output
 
 
 def test_compare_refuses_checkpoints_with_different_templates(tmp_path, items, chat_llama_dir):
-    other = tmp_path / "other"
-    shutil.copytree(chat_llama_dir, other)
-    tokenizer = AutoTokenizer.from_pretrained(other)
-    tokenizer.chat_template = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
-    tokenizer.save_pretrained(other)
+    other = with_chat_template(chat_llama_dir, tmp_path / "other",
+                               "{% for m in messages %}{{ m['content'] }}{% endfor %}")
     result = runner.invoke(app, ["compare", str(chat_llama_dir), str(other), "--task", str(items),
                                  "--output", str(tmp_path / "res"), "--apply-chat-template"])
     assert result.exit_code == 2 and "different chat templates" in result.output

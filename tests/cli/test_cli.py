@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from forgetscope.cli import app
 from forgetscope.records.store import load_records, save_records
+from tests.helpers import no_model_loads
 
 JSON_KEYS = ["n", "acc_before", "acc_after", "n_00", "n_01", "n_10", "n_11", "forgetting", "backward_transfer",
              "forgetting_chance", "forgetting_true", "backward_transfer_true", "forgetting_max",
@@ -64,7 +65,7 @@ def test_compare_end_to_end(tmp_path, items_file, tiny_llama_dir, tiny_llama_dir
 def test_second_compare_is_served_from_the_cache(tmp_path, items_file, tiny_llama_dir, tiny_llama_dir_b, monkeypatch):
     args = [tiny_llama_dir, tiny_llama_dir_b, "--task", items_file, "--output", tmp_path / "res"]
     assert _compare(*args).exit_code == 0
-    monkeypatch.setattr("forgetscope.backends.create_backend", lambda *a, **k: pytest.fail("model loaded"))
+    no_model_loads(monkeypatch)
     again = _compare(*args)
     assert again.exit_code == 0, again.output
 

@@ -15,7 +15,7 @@ from forgetscope.cli import app
 from forgetscope.engine.evaluate import EvalSettings
 from forgetscope.records.store import load_records
 from forgetscope.tasks.base import TaskError, item_limit
-from tests.helpers import write_quiz
+from tests.helpers import run_eval, write_quiz
 
 runner = CliRunner()
 
@@ -23,10 +23,6 @@ runner = CliRunner()
 @pytest.fixture()
 def quiz(tmp_path):
     return write_quiz(tmp_path / "quiz.jsonl", 10)
-
-
-def _eval(model, quiz, out, *extra):
-    return runner.invoke(app, ["eval", str(model), "-t", str(quiz), "-o", str(out), *map(str, extra)])
 
 
 # ------------------------------------------------------------------ --model-args
@@ -47,7 +43,7 @@ def test_model_args_are_typed_as_lm_eval_types_them():
     ("pretrained=gpt2", "the CHECKPOINT argument"),
 ])
 def test_keywords_forgetscope_sets_are_refused_pointing_at_the_option(tmp_path, quiz, tiny_llama_dir, arg, option):
-    result = _eval(tiny_llama_dir, quiz, tmp_path / "res", "--model-args", arg)
+    result = run_eval(tiny_llama_dir, quiz, tmp_path / "res", "--model-args", arg)
     assert result.exit_code == 2
     key = arg.split("=")[0]
     assert result.output.strip() == f"error: --model-args {key}=...: forgetscope sets {key} itself; use {option}"
@@ -64,8 +60,8 @@ def test_model_args_enter_the_cache_key_but_the_revision_does_not():
 
 def test_model_args_reach_from_pretrained_and_keep_records_apart(tmp_path, quiz, tiny_llama_dir):
     out = tmp_path / "res"
-    assert _eval(tiny_llama_dir, quiz, out, "--name", "plain").exit_code == 0
-    result = _eval(tiny_llama_dir, quiz, out, "--name", "eager", "--model_args", "attn_implementation=eager")
+    assert run_eval(tiny_llama_dir, quiz, out, "--name", "plain").exit_code == 0
+    result = run_eval(tiny_llama_dir, quiz, out, "--name", "eager", "--model_args", "attn_implementation=eager")
     assert result.exit_code == 0, result.output
     records = load_records([out])
     plain, eager = (records[records.checkpoint == n].sort_values("item_id") for n in ("plain", "eager"))
@@ -73,7 +69,7 @@ def test_model_args_reach_from_pretrained_and_keep_records_apart(tmp_path, quiz,
     assert json.loads(eager.settings.iloc[0])["model_args"] == {"attn_implementation": "eager"}
     for a, b in zip(plain.loglikelihoods, eager.loglikelihoods):  # same arithmetic up to kernels
         assert max(abs(x - y) for x, y in zip(a, b)) < 1e-4
-    result = _eval(tiny_llama_dir, quiz, out, "--model-args", "attn_implementation=no_such_kernel")
+    result = run_eval(tiny_llama_dir, quiz, out, "--model-args", "attn_implementation=no_such_kernel")
     assert result.exit_code == 2 and result.output.strip().splitlines()[-1].startswith("error: cannot load")
 
 
@@ -82,21 +78,21 @@ def test_model_args_reach_from_pretrained_and_keep_records_apart(tmp_path, quiz,
 def test_device_auto_is_the_default_and_records_store_the_resolved_device(tmp_path, quiz, tiny_llama_dir):
     import torch
 
-    assert _eval(tiny_llama_dir, quiz, tmp_path / "res").exit_code == 0
+    assert run_eval(tiny_llama_dir, quiz, tmp_path / "res").exit_code == 0
     settings = {json.loads(s)["device"] for s in load_records([tmp_path / "res"]).settings}
     assert settings == {"cuda" if torch.cuda.is_available() else "cpu"}
 
 
 def test_batch_size_auto_on_cpu_says_so_and_scores_as_batch_one(tmp_path, quiz, tiny_llama_dir):
-    result = _eval(tiny_llama_dir, quiz, tmp_path / "auto", "--batch_size", "auto", "--device", "cpu")
+    result = run_eval(tiny_llama_dir, quiz, tmp_path / "auto", "--batch_size", "auto", "--device", "cpu")
     assert result.exit_code == 0, result.output
     assert "--batch-size auto on CPU uses 16" in result.output
-    assert _eval(tiny_llama_dir, quiz, tmp_path / "one", "-b", "1", "--device", "cpu").exit_code == 0
+    assert run_eval(tiny_llama_dir, quiz, tmp_path / "one", "-b", "1", "--device", "cpu").exit_code == 0
     auto, one = (load_records([tmp_path / d]).sort_values("item_id") for d in ("auto", "one"))
     for a, b in zip(auto.loglikelihoods, one.loglikelihoods):  # as test_batch_size_1_and_16_agree
         assert max(abs(x - y) for x, y in zip(a, b)) < 1e-4
     assert auto.correct.tolist() == one.correct.tolist()
-    result = _eval(tiny_llama_dir, quiz, tmp_path / "bad", "--batch-size", "many")
+    result = run_eval(tiny_llama_dir, quiz, tmp_path / "bad", "--batch-size", "many")
     assert result.exit_code == 2
     assert "error: --batch-size 'many': give a whole number of at least 1, or auto" in result.output
 

@@ -13,7 +13,7 @@ from forgetscope.backends.base import BackendError, LoglikelihoodRequest
 from forgetscope.cli import app
 from forgetscope.engine.evaluate import Checkpoint, EvalSettings, evaluate
 from forgetscope.engine.fingerprint import model_fingerprint
-from tests.helpers import mc_task
+from tests.helpers import item_scores, mc_task, write_quiz
 
 runner = CliRunner()
 
@@ -36,15 +36,11 @@ def lora_dir(tmp_path_factory, tiny_llama_dir):
     return out
 
 
-def _scores(records) -> list[list[float]]:
-    return [list(map(float, ll)) for ll in records.sort_values("item_id").loglikelihoods]
-
-
 def test_base_plus_adapter_scores_and_fingerprints_differ_from_the_base(tmp_path, lora_dir, tiny_llama_dir):
     task = mc_task(12)
     base = evaluate(Checkpoint(str(tiny_llama_dir)), [task], tmp_path / "res")
     adapted = evaluate(Checkpoint(str(lora_dir)), [task], tmp_path / "res")
-    assert _scores(base) != _scores(adapted)
+    assert item_scores(base) != item_scores(adapted)
     assert set(base.model_fingerprint) != set(adapted.model_fingerprint)
     assert set(adapted.model_fingerprint) == {model_fingerprint(str(lora_dir))}
 
@@ -91,9 +87,7 @@ def test_pickle_adapter_weights_need_allow_pickle(tmp_path, lora_dir):
     shutil.copytree(lora_dir, pickled)
     torch.save(load_file(pickled / "adapter_model.safetensors"), pickled / "adapter_model.bin")
     (pickled / "adapter_model.safetensors").unlink()
-    task = tmp_path / "quiz.jsonl"
-    task.write_text("".join(json.dumps({"question": f"Q{i}?", "choices": ["yes", "no"], "answer": i % 2}) + "\n"
-                            for i in range(4)))
+    task = write_quiz(tmp_path / "quiz.jsonl", 4)
     result = runner.invoke(app, ["eval", str(pickled), "-t", str(task), "-o", str(tmp_path / "res")])
     assert result.exit_code == 2
     assert result.output.strip().startswith(f"error: {pickled}: the adapter's weights are only in pickle format")
@@ -101,7 +95,7 @@ def test_pickle_adapter_weights_need_allow_pickle(tmp_path, lora_dir):
     assert not (tmp_path / "res").exists() or not list((tmp_path / "res").rglob("*.parquet"))
     with_pickle = evaluate(Checkpoint(str(pickled)), [mc_task(6)], tmp_path / "res2", EvalSettings(allow_pickle=True))
     safe = evaluate(Checkpoint(str(lora_dir)), [mc_task(6)], tmp_path / "res3")
-    assert _scores(with_pickle) == _scores(safe)
+    assert item_scores(with_pickle) == item_scores(safe)
 
 
 def test_adapter_on_a_hub_revision(hub, tmp_path, lora_dir):
@@ -120,8 +114,8 @@ def test_adapter_on_a_hub_revision(hub, tmp_path, lora_dir):
     step2 = evaluate(Checkpoint(str(on_step2)), [task], tmp_path / "res")
     main = evaluate(Checkpoint(str(on_main)), [task], tmp_path / "res")
     local = evaluate(Checkpoint(str(lora_dir)), [task], tmp_path / "res")  # base: the seed-0 model, as main
-    assert _scores(step2) != _scores(main)
-    assert _scores(main) == _scores(local)
+    assert item_scores(step2) != item_scores(main)
+    assert item_scores(main) == item_scores(local)
     assert model_fingerprint(str(on_step2)) != model_fingerprint(str(on_main))
 
 

@@ -19,7 +19,7 @@ from forgetscope.engine.evaluate import EvalSettings, evaluate
 from forgetscope.engine.fingerprint import model_fingerprint
 from forgetscope.records.store import RunDir, load_records
 
-from ..helpers import mc_task
+from ..helpers import mc_task, no_model_loads
 
 KEY = ["task", "item_id", "repeat"]
 
@@ -33,10 +33,7 @@ def test_cached_rows_are_reused_without_loading_the_model(tmp_path, tiny_llama_d
     task = mc_task(12)
     first = evaluate(str(tiny_llama_dir), [task], tmp_path, EvalSettings(batch_size=4))
 
-    def refuse(*args, **kwargs):
-        raise AssertionError("the model was loaded although every row is cached")
-
-    monkeypatch.setattr("forgetscope.backends.create_backend", refuse)
+    no_model_loads(monkeypatch, "the model was loaded although every row is cached")
     # batch size does not change scores, so it does not invalidate the cache
     again = evaluate(str(tiny_llama_dir), [task], tmp_path, EvalSettings(batch_size=2))
     pd.testing.assert_frame_equal(_strip(first), _strip(again))
@@ -157,7 +154,7 @@ def test_copied_checkpoint_reuses_rows_under_its_new_name(tmp_path, tiny_llama_d
     evaluate(str(tiny_llama_dir), [task], tmp_path / "res")
     copy = tmp_path / "copy"
     shutil.copytree(tiny_llama_dir, copy)
-    monkeypatch.setattr("forgetscope.backends.create_backend", lambda *a, **k: pytest.fail("model was loaded"))
+    no_model_loads(monkeypatch)
     again = evaluate(str(copy), [task], tmp_path / "res")
     assert set(again["checkpoint"]) == {str(copy)}
     assert set(load_records([tmp_path / "res"])["checkpoint"]) == {str(copy)}

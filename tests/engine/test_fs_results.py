@@ -16,7 +16,7 @@ from forgetscope.records.fsstore import FsRunDir, is_url, open_run_dir
 from forgetscope.records.schema import to_table
 from forgetscope.records.store import RunDir, StoreError
 
-from ..helpers import mc_task
+from ..helpers import mc_task, no_model_loads
 
 SETTINGS = EvalSettings(batch_size=4, chunk_size=4)
 COLUMNS = ["task", "item_id", "repeat", "item_hash", "prediction", "correct", "correct_norm", "loglikelihoods"]
@@ -48,10 +48,7 @@ def test_evaluate_into_a_url_writes_the_rows_of_a_local_run(tmp_path, url, tiny_
     files = sorted(p.rsplit("/", 1)[-1].split("-")[0] for p in fs.find(root))
     assert files == ["meta.json", "meta.json", "records", "records"]  # parts merged: one records file per task
 
-    def refuse(*args, **kwargs):
-        raise AssertionError("the model was loaded although every row is stored")
-
-    monkeypatch.setattr("forgetscope.backends.create_backend", refuse)
+    no_model_loads(monkeypatch, "the model was loaded although every row is stored")
     again = evaluate(str(tiny_llama_dir), tasks, url, SETTINGS)
     pd.testing.assert_frame_equal(_rows(local), _rows(again))
 

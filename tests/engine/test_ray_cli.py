@@ -14,6 +14,8 @@ pytest.importorskip("ray")
 
 from forgetscope.cli import app  # noqa: E402
 
+from tests.helpers import write_quiz  # noqa: E402
+
 from .conftest import REPO, env_for  # noqa: E402
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -22,11 +24,7 @@ runner = CliRunner()
 
 @pytest.fixture
 def items_file(tmp_path):
-    path = tmp_path / "quiz.jsonl"
-    rows = [{"id": f"q{i}", "question": f"Which one is number {i}?", "answer": i % 3,
-             "choices": [f"word{i}", f"thing{i + 1}", "the river"]} for i in range(12)]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
+    return write_quiz(tmp_path / "quiz.jsonl", 12)
 
 
 def test_compare_on_ray_prints_the_figures_of_a_local_compare(cluster, trace, tmp_path, items_file, tiny_llama_dir,

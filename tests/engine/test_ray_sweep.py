@@ -14,6 +14,7 @@ from forgetscope.records.store import load_records  # noqa: E402
 from forgetscope.train.sweep import EvalConfig, SweepConfig, run_sweep  # noqa: E402
 from forgetscope.train.sweep_ray import run_sweep_on_ray  # noqa: E402
 
+from ..helpers import no_model_loads  # noqa: E402
 from ..train.test_sweep import base_run  # noqa: E402
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -36,7 +37,7 @@ def test_a_sweep_on_ray_trains_shared_stages_once_and_evaluates_every_stage(clus
     frontier = pd.read_csv(tmp_path / "frontier.csv")
     assert list(frontier["run"]) == [first, second] and frontier["target_acc_ft"].notna().all()
     # a local sweep over the same directory finds everything trained and scored: the same frontier
-    monkeypatch.setattr("forgetscope.backends.create_backend", lambda *a, **k: pytest.fail("model loaded"))
+    no_model_loads(monkeypatch)
     local = run_sweep(copy.deepcopy(sweep), tmp_path, device="cpu", log=None, plot=False)
     assert local.trained == {first: [], second: []}
     pd.testing.assert_frame_equal(local.frontier.reset_index(drop=True), result.frontier.reset_index(drop=True))

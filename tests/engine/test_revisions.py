@@ -20,7 +20,7 @@ from forgetscope.engine.evaluate import Checkpoint, evaluate
 from forgetscope.engine.fingerprint import FingerprintError, model_fingerprint
 from forgetscope.records.store import load_records
 from tests.engine.conftest import COMMIT_A, COMMIT_B
-from tests.helpers import mc_task, write_quiz
+from tests.helpers import item_scores, mc_task, write_quiz
 
 runner = CliRunner()
 
@@ -47,8 +47,8 @@ def test_revisions_load_their_own_weights_and_fingerprint_by_commit(hub, tmp_pat
     step2 = evaluate(Checkpoint("org/tiny@step2"), [task], tmp_path / "res")
     local = evaluate(Checkpoint(str(tiny_llama_dir)), [task], tmp_path / "res-local")
     # the revisions hold different weights: different scores, and main's are the seed-0 model's
-    assert _scores(main) != _scores(step2)
-    assert _scores(main) == _scores(local)
+    assert item_scores(main) != item_scores(step2)
+    assert item_scores(main) == item_scores(local)
     assert set(main.checkpoint) == {"org/tiny@main"} and set(step2.checkpoint) == {"org/tiny@step2"}
     fp_main, fp_step1, fp_step2 = (model_fingerprint("org/tiny", revision=r) for r in ("main", "step1", "step2"))
     assert fp_main != fp_step2
@@ -115,7 +115,3 @@ def test_compare_and_sequence_follow_revisions(hub, tmp_path, quiz):
     assert seq["checkpoints"] == ["step2", "main"]  # labels = revision names, in the given order
     result = runner.invoke(app, ["sequence", "org/tiny", "--revisions", "main", "-t", str(quiz), "-o", str(out)])
     assert result.exit_code == 2 and "two or more different revision names" in result.output
-
-
-def _scores(records) -> list[list[float]]:
-    return [list(map(float, ll)) for ll in records.sort_values("item_id").loglikelihoods]

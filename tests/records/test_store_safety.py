@@ -18,7 +18,7 @@ from forgetscope.records.store import RunDir, StoreError, load_records
 from forgetscope.tasks import load_task
 from forgetscope.records.tempfiles import temp_sibling
 
-from ..helpers import mc_task
+from ..helpers import mc_task, no_model_loads
 
 ROOT = Path(__file__).parents[2]
 
@@ -32,10 +32,6 @@ def _write_quiz(path: Path, offset: int) -> Path:
     return path
 
 
-def _no_model(monkeypatch) -> None:
-    monkeypatch.setattr("forgetscope.backends.create_backend", lambda *a, **k: pytest.fail("the model was loaded"))
-
-
 def test_two_task_files_with_one_stem_keep_their_own_rows(tmp_path, tiny_llama_dir, monkeypatch):
     a = load_task(str(_write_quiz(tmp_path / "a" / "quiz.jsonl", 0)))
     b = load_task(str(_write_quiz(tmp_path / "b" / "quiz.jsonl", 100)))
@@ -44,7 +40,7 @@ def test_two_task_files_with_one_stem_keep_their_own_rows(tmp_path, tiny_llama_d
     first = evaluate(str(tiny_llama_dir), [a], out)
     evaluate(str(tiny_llama_dir), [b], out)
     assert len(list(out.rglob("records.parquet"))) == 2
-    _no_model(monkeypatch)  # a's rows are still there: nothing to score
+    no_model_loads(monkeypatch)  # a's rows are still there: nothing to score
     again = evaluate(str(tiny_llama_dir), [a], out)
     assert again.sort_values("item_id")["item_hash"].tolist() == first.sort_values("item_id")["item_hash"].tolist()
     assert again.sort_values("item_id")["prompt"].tolist() == first.sort_values("item_id")["prompt"].tolist()
@@ -56,7 +52,7 @@ def test_two_task_files_with_one_stem_keep_their_own_rows(tmp_path, tiny_llama_d
 def test_a_limited_run_and_a_grown_task_reuse_rows_and_read_back_consistently(tmp_path, tiny_llama_dir, monkeypatch):
     out = tmp_path / "res"
     full = evaluate(str(tiny_llama_dir), [mc_task(12)], out)
-    _no_model(monkeypatch)
+    no_model_loads(monkeypatch)
     first8 = evaluate(str(tiny_llama_dir), [mc_task(8)], out)  # a --limit: rows from the full run
     assert first8["loglikelihoods"].map(list).tolist() == full.head(8)["loglikelihoods"].map(list).tolist()
     stored = load_records([out])  # the same rows twice, the same item: read once
@@ -79,7 +75,7 @@ def test_a_cache_of_the_old_layout_is_reused_then_retired(tmp_path, tiny_llama_d
     out = tmp_path / "res"
     reference = evaluate(str(tiny_llama_dir), [mc_task(6)], out)
     old = _as_old_layout(out)
-    _no_model(monkeypatch)
+    no_model_loads(monkeypatch)
     again = evaluate(str(tiny_llama_dir), [mc_task(6)], out)
     assert again["loglikelihoods"].map(list).tolist() == reference["loglikelihoods"].map(list).tolist()
     assert not old.exists()  # every row of it lives on in the new directory
@@ -90,7 +86,7 @@ def test_an_old_layout_cache_with_rows_the_new_run_lacks_is_kept(tmp_path, tiny_
     out = tmp_path / "res"
     evaluate(str(tiny_llama_dir), [mc_task(6)], out)
     old = _as_old_layout(out)
-    _no_model(monkeypatch)
+    no_model_loads(monkeypatch)
     assert len(evaluate(str(tiny_llama_dir), [mc_task(4)], out)) == 4
     assert old.exists()  # items 4 and 5 exist only there
     assert len(load_records([out])) == 6

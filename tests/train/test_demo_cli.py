@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from forgetscope.cli import app
 from forgetscope.train.checkpoints import read_manifest
+from tests.helpers import no_model_loads
 
 
 @pytest.mark.slow
@@ -39,7 +40,7 @@ def test_demo_trains_evaluates_and_prints_the_frontier(tmp_path, monkeypatch):
     summary = json.loads((tmp_path / "demo.json").read_text())
     assert summary["quick"] is True and len(summary["frontier"]) == 2 and "overlap" in summary["transitions"]
     # a second run reuses the trained stages and the cached records: no training, no model loading
-    monkeypatch.setattr("forgetscope.backends.create_backend", lambda *a, **k: pytest.fail("model loaded"))
+    no_model_loads(monkeypatch)
     again = runner.invoke(app, ["demo", "--quick", "--output", str(tmp_path)])
     assert again.exit_code == 0, again.output
     assert again.output.count("reusing") == 6 and "tok/s" not in again.output  # 3 stages × 2 runs, no step

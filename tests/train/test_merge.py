@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from forgetscope.analysis.sequence import RunManifest
 from forgetscope.cli import app
 from forgetscope.train.merge import MergeError, check_mergeable, merge_checkpoints, parse_alphas
+from tests.helpers import write_quiz
 
 runner = CliRunner()
 
@@ -108,9 +109,7 @@ def test_sequence_follows_the_items_along_the_merge_path(tmp_path, tiny_llama_di
     pytest.importorskip("mergekit")
     out = tmp_path / "merged"
     merge_checkpoints(tiny_llama_dir, tiny_llama_dir_b, [0, 0.5, 1], output=out)
-    items = tmp_path / "quiz.jsonl"
-    items.write_text("".join(json.dumps({"id": f"q{i}", "question": f"Which is {i}?", "choices": ["a", "b", "c"],
-                                         "answer": i % 3}) + "\n" for i in range(12)))
+    items = write_quiz(tmp_path / "quiz.jsonl", 12)
     result = runner.invoke(app, ["sequence", str(out), "--task", str(items), "--output", str(tmp_path / "r"),
                                  "--json", str(tmp_path / "seq.json")])
     assert result.exit_code == 0, result.output

@@ -9,6 +9,7 @@ import pytest
 
 from forgetscope.train.fields import ConfigError
 from forgetscope.train.sweep import EvalConfig, SweepConfig, expand, set_path
+from tests.helpers import no_model_loads
 
 
 def base_run(tokenizer_dir: Path | str = "tok") -> dict:
@@ -87,7 +88,7 @@ def test_sweep_shares_stages_evaluates_and_writes_the_frontier(tiny_tokenizer_di
         assert row.n_forgotten == comparison.overall["n_10"].iloc[0]
     assert frontier["target_acc_post"].nunique() == 1  # the shared post-trained checkpoint, evaluated once
     # a second sweep reuses everything: no training, no model loaded
-    monkeypatch.setattr("forgetscope.backends.create_backend", lambda *a, **k: pytest.fail("model loaded"))
+    no_model_loads(monkeypatch)
     again = run_sweep(copy.deepcopy(sweep), tmp_path, device="cpu", log=None, plot=False)
     assert again.trained == {first: [], second: []}
     pd.testing.assert_frame_equal(again.frontier.reset_index(drop=True), result.frontier.reset_index(drop=True))
