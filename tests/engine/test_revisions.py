@@ -115,3 +115,16 @@ def test_compare_and_sequence_follow_revisions(hub, tmp_path, quiz):
     assert seq["checkpoints"] == ["step2", "main"]  # labels = revision names, in the given order
     result = runner.invoke(app, ["sequence", "org/tiny", "--revisions", "main", "-t", str(quiz), "-o", str(out)])
     assert result.exit_code == 2 and "two or more different revision names" in result.output
+
+
+def test_a_hub_checkpoint_is_resolved_once_for_its_fingerprint_and_its_load_path(hub, monkeypatch):
+    from forgetscope.engine import fingerprint
+
+    calls = []
+    real = fingerprint.resolve_snapshot
+    monkeypatch.setattr(fingerprint, "resolve_snapshot", lambda *a: calls.append(a) or real(*a))
+    ckpt = Checkpoint("org/tiny@step2")
+    fp = ckpt.resolve_fingerprint()
+    assert ckpt.load_path() == str(hub / "snapshots" / COMMIT_B)
+    assert calls == [("org/tiny", "step2")]  # one hub lookup, by the revision given
+    assert fp == model_fingerprint("org/tiny", revision=COMMIT_B)
