@@ -13,11 +13,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from forgetscope.engine import evaluate as evaluate_module
 from forgetscope.backends.hf import HFBackend
 from forgetscope.engine.evaluate import EvalSettings, evaluate
 from forgetscope.engine.fingerprint import model_fingerprint
-from forgetscope.records.store import RunDir, load_records
+from forgetscope.records.store import load_records
 
 from ..helpers import mc_task, no_model_loads
 

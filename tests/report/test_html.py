@@ -15,7 +15,7 @@ import pytest
 from forgetscope.analysis.sequence import checkpoint_sequence
 from forgetscope.report.html import render_report
 
-from .conftest import CHECKPOINTS, make_records
+from .conftest import make_records
 
 
 class _Tables(HTMLParser):
